@@ -1,0 +1,1 @@
+"""The bridge process: everything that needs torch, sam2, OpenImageIO or OpenColorIO."""

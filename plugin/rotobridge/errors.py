@@ -1,0 +1,114 @@
+"""Every error rotobridge raises on purpose.
+
+One root (`RotobridgeError`) so hosts and the CLI can turn any of them into a message a
+compositor can act on in exactly one place. Each class has a stable `name` used on the wire
+and as the CLI's error label; messages say what is wrong and what to do.
+Stdlib only: the host side imports this module too.
+"""
+
+from __future__ import annotations
+
+
+class RotobridgeError(Exception):
+    """Root of every deliberate rotobridge error."""
+
+    name = "error"
+    #: process exit status the CLI uses for this kind of error
+    exit_code = 1
+
+
+class RecipeError(RotobridgeError):
+    """A recipe (or the recipe part of a request) is malformed; `field` names the culprit."""
+
+    name = "bad_recipe"
+    exit_code = 2
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class PlateError(RotobridgeError):
+    """The plate cannot be read as asked (format, channels, layer, part)."""
+
+    name = "bad_plate"
+    exit_code = 3
+
+
+class MissingFrameError(PlateError):
+    """A frame of the requested range is not on disk."""
+
+    name = "missing_frame"
+
+    def __init__(self, frame: int, path: str) -> None:
+        self.frame = frame
+        self.path = path
+        super().__init__(f"plate frame {frame} is missing: {path}")
+
+
+class ColourError(RotobridgeError):
+    """Colour configuration problem: unknown config, colourspace, display or view."""
+
+    name = "bad_colour"
+    exit_code = 4
+
+
+class ModelError(RotobridgeError):
+    """The model cannot be built or its checkpoint does not fit the config."""
+
+    name = "bad_model"
+    exit_code = 5
+
+
+class CheckpointDownloadError(ModelError):
+    """An official checkpoint could not be fetched or failed its checksum."""
+
+    name = "checkpoint_download"
+
+
+class IntegrityError(ModelError):
+    """An installed dependency (sam2) differs from the version rotobridge was verified with."""
+
+    name = "integrity"
+
+
+class MatteExistsError(RotobridgeError):
+    """Mattes would be overwritten and the caller did not ask for that."""
+
+    name = "matte_exists"
+    exit_code = 6
+
+    def __init__(self, paths: list[str]) -> None:
+        self.paths = list(paths)
+        shown = ", ".join(self.paths[:3]) + (" …" if len(self.paths) > 3 else "")
+        super().__init__(
+            f"{len(self.paths)} matte file(s) already exist ({shown}); "
+            "pass --overwrite (or overwrite: true) to replace them"
+        )
+
+
+class OutputError(RotobridgeError):
+    """A matte could not be written."""
+
+    name = "output_failed"
+    exit_code = 7
+
+
+class PathNotAllowedError(RotobridgeError):
+    """A path lies outside the configured root folders."""
+
+    name = "path_not_allowed"
+    exit_code = 8
+
+
+class ProtocolError(RotobridgeError):
+    """A message does not follow the wire protocol."""
+
+    name = "bad_message"
+
+
+class CancelledError(RotobridgeError):
+    """The user cancelled the operation."""
+
+    name = "cancelled"
+    exit_code = 130
