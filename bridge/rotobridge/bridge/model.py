@@ -1,0 +1,194 @@
+"""SAM 2 predictors built from sam2 configs and standard checkpoint files.
+
+sam2's own loader fails with a bare RuntimeError on a mismatched file; here every failure
+names the file, the config and what did not fit. Random checkpoints exist because no
+machine here can download weights: they prove the plumbing, never the quality.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+
+from rotobridge.errors import ModelError
+
+from . import registry
+
+log = logging.getLogger(__name__)
+
+#: Key added next to "model" in checkpoints made by `make_random_checkpoint`.
+UNTRAINED_KEY = "rotobridge_untrained"
+#: Random weights make the object-score head say "absent" on every frame (all-zero mattes,
+#: NOTES.md); this bias makes random objects "present" so tests see mattes that vary.
+_OBJ_SCORE_BIAS = ("sam_mask_decoder.pred_obj_score_head.layers.2.bias", 8.0)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    predictor: Any  # sam2.sam2_video_predictor.SAM2VideoPredictor
+    name: str
+    config: str
+    checkpoint: Path
+    sha256: str
+    untrained: bool
+    device: torch.device
+
+    @property
+    def image_size(self) -> int:
+        return int(self.predictor.image_size)
+
+    @contextlib.contextmanager
+    def compute(self) -> Iterator[None]:
+        """The numeric context of every model call: bf16 autocast on CUDA, as the official code runs."""
+        with torch.inference_mode():
+            if self.device.type == "cuda":
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    yield
+            else:
+                yield
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name not in ("cuda", "mps", "cpu"):
+        raise ModelError(f"unknown device {name!r}: use auto, cuda, mps or cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ModelError("device cuda was asked for but torch sees no CUDA device; use --device cpu or auto")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ModelError("device mps was asked for but is not available on this machine; use --device cpu or auto")
+    return torch.device(name)
+
+
+def _instantiate(config: str, overrides: Sequence[str]) -> Any:
+    """Build an untrained predictor exactly as sam2's builder does (its post-processing included)."""
+    from sam2.build_sam import build_sam2_video_predictor
+
+    try:
+        predictor = build_sam2_video_predictor(
+            config, ckpt_path=None, device="cpu", hydra_overrides_extra=list(overrides)
+        )
+    except Exception as exc:  # hydra raises many types for bad names/overrides
+        raise ModelError(f"cannot build SAM 2 from config {config!r} with overrides {list(overrides)}: {exc}") from None
+    # The builder asks for hole filling, which needs sam2's optional CUDA extension; the
+    # pinned sam2 is installed without it, where sam2 warns and skips. Say so once, here.
+    predictor.fill_hole_area = 0
+    return predictor
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ModelError(
+            f"checkpoint {path} does not exist; download it with `python checkpoints/download.py` "
+            "or make a test one with `rotobridge checkpoint random`"
+        )
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(f"{path} is not a readable PyTorch checkpoint: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
+        raise ModelError(f"{path} is not a SAM 2 checkpoint: expected a dict with a 'model' state dict")
+    return data
+
+
+def build(
+    config: str,
+    checkpoint: str | Path,
+    *,
+    device: str | torch.device = "auto",
+    overrides: Sequence[str] = (),
+    name: str | None = None,
+) -> LoadedModel:
+    """A ready predictor on `device`; raises ModelError when the file does not fit the config."""
+    path = Path(checkpoint)
+    data = _read_checkpoint(path)
+    predictor = _instantiate(config, overrides)
+    state = data["model"]
+    expected = predictor.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(state) & set(expected) if tuple(state[k].shape) != tuple(expected[k].shape))
+    if missing or unexpected or wrong:
+        details = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+            if keys:
+                details.append(f"{len(keys)} {label} (e.g. {', '.join(keys[:3])})")
+        raise ModelError(
+            f"checkpoint {path} does not fit config {config}: {'; '.join(details)}. "
+            "Is it a SAM 2 checkpoint used with a SAM 2.1 config (or another size)?"
+        )
+    predictor.load_state_dict(state)
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    predictor = predictor.to(dev).eval()
+    predictor.memory_attention.register_forward_pre_hook(_memory_as_query_dtype, with_kwargs=True)
+    untrained = bool(data.get(UNTRAINED_KEY, False))
+    if untrained:
+        log.warning("checkpoint %s is RANDOMLY INITIALISED (untrained): its mattes mean nothing", path)
+    return LoadedModel(
+        predictor=predictor,
+        name=name or Path(config).stem,
+        config=config,
+        checkpoint=path,
+        sha256=registry.sha256_file(path),
+        untrained=untrained,
+        device=dev,
+    )
+
+
+def _memory_as_query_dtype(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """Fix sam2 1.1.0's crash when tracking towards a prompt without autocast (CPU, MPS).
+
+    sam2 stores mask memory in bfloat16. Normally the object pointers are concatenated with
+    it and `torch.cat` promotes the memory to float32; with no pointer yet (tracking towards
+    a prompt) the memory stays bfloat16 and attention fails on mixed dtypes. Promoting it
+    here is exactly what `torch.cat` does in the working case, so results do not move.
+    """
+    curr = kwargs.get("curr")
+    query = curr[0] if isinstance(curr, list) else curr
+    memory = kwargs.get("memory")
+    if (
+        isinstance(query, torch.Tensor)
+        and isinstance(memory, torch.Tensor)
+        and memory.dtype == torch.bfloat16
+        and query.dtype == torch.float32
+    ):
+        kwargs["memory"] = memory.float()
+    return args, kwargs
+
+
+def make_random_checkpoint(
+    config: str, out: str | Path, *, seed: int = 0, overrides: Sequence[str] = ()
+) -> Path:
+    """Write a randomly initialised checkpoint in the standard `{"model": state_dict}` format."""
+    torch.manual_seed(seed)
+    predictor = _instantiate(config, overrides)
+    state = predictor.state_dict()
+    key, value = _OBJ_SCORE_BIAS
+    if key in state:
+        state[key] = torch.full_like(state[key], value)
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({"model": state, UNTRAINED_KEY: True}, tmp)
+    tmp.replace(path)
+    return path
+
+
+def from_recipe(model: Any, base_resolve: Callable[[str], str], device: str = "auto") -> LoadedModel:
+    """Resolve a recipe's model section (registry name and/or config + checkpoint) and build it."""
+    spec = registry.get(model.name) if model.name else None
+    config = model.config or spec.config  # recipe validation guarantees one of them
+    if model.checkpoint:
+        checkpoint = Path(base_resolve(model.checkpoint))
+    else:
+        checkpoint = registry.checkpoints_dir() / spec.filename
+    return build(config, checkpoint, device=device, overrides=model.overrides, name=model.name or Path(config).stem)

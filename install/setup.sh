@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Set up rotobridge from this checkout: the bridge venv (.venv, pinned torch + sam2 +
+# OpenImageIO + OpenColorIO) and a host-side venv (.venv-host: stdlib + pyzmq + numpy only,
+# standing in for a host's own Python). Safe to rerun; it only adds what is missing.
+#   PYTHON=python3.11  interpreter to build the venvs from (default: python3.11, else python3)
+#   ROTOBRIDGE_SKIP_HOST=1  skip the host venv (a render-only farm node)
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+python=${PYTHON:-$(command -v python3.11 || command -v python3)}
+"$python" - <<'PY' || { echo "rotobridge needs Python 3.10-3.13 (found $("$python" --version 2>&1)); set PYTHON=" >&2; exit 1; }
+import sys; sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 13) else 1)
+PY
+"$python" -c "import venv, ensurepip" 2>/dev/null || {
+    echo "python venv support is missing: run 'apt-get install python3-venv' (Debian/Ubuntu)" >&2; exit 1; }
+
+make_venv() {  # make_venv DIR: a venv with a current pip
+    [ -x "$1/bin/python" ] || "$python" -m venv "$1"
+    "$1/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+}
+
+link_sources() {  # link_sources VENV DIR...: put source folders on the venv's path (editable)
+    local site
+    site=$("$1/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    shift
+    printf '%s\n' "$@" > "$site/rotobridge-src.pth"
+}
+
+echo "== bridge venv: .venv"
+make_venv .venv
+.venv/bin/pip install -q --disable-pip-version-check -r install/requirements-bridge.txt -r install/requirements-dev.txt
+# sam2 1.1.0 is an sdist that builds against the torch above; no CUDA extension (NOTES.md).
+.venv/bin/python -c "import sam2" 2>/dev/null || \
+    SAM2_BUILD_CUDA=0 .venv/bin/pip install -q --disable-pip-version-check --no-build-isolation sam2==1.1.0
+link_sources .venv "$root/plugin" "$root/bridge"
+cat > .venv/bin/rotobridge <<SH
+#!$root/.venv/bin/python
+import sys
+from rotobridge.bridge.cli import main
+sys.exit(main())
+SH
+chmod +x .venv/bin/rotobridge
+.venv/bin/python -m rotobridge.bridge.integrity
+
+if [ "${ROTOBRIDGE_SKIP_HOST:-0}" != 1 ]; then
+    echo "== host venv: .venv-host"
+    make_venv .venv-host
+    .venv-host/bin/pip install -q --disable-pip-version-check -r install/requirements-host.txt -r install/requirements-dev.txt
+    link_sources .venv-host "$root/plugin"
+fi
+echo "== rotobridge is set up: .venv/bin/rotobridge --help"

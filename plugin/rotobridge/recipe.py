@@ -1,0 +1,481 @@
+"""The recipe: the complete, host-independent description of a matte job.
+
+Hosts build recipes, `rotobridge render` runs them, a farm job is a recipe plus a frame
+range. This module is the only place that parses and validates them, so every consumer
+gets the same errors, each naming the offending field. `docs/recipe.md` documents the
+format and a test keeps the two in step. Stdlib only: the host side imports it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence, TypeVar
+
+from .errors import RecipeError
+
+#: The schema version this code writes; older versions are upgraded on load.
+RECIPE_VERSION = 1
+VERSION_KEY = "rotobridge_recipe"
+
+DIRECTIONS = ("both", "forward", "backward")
+COMPRESSIONS = ("zip", "zips", "piz", "rle", "none")
+#: Object names become EXR layer names; Nuke splits channel names on dots and keeps
+#: letters, digits and underscores, so anything else would arrive renamed.
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+_FRAMESET = re.compile(r"^\s*-?\d+(\s*-\s*-?\d+(\s*[xy:]\s*\d+)?)?(\s*,\s*-?\d+(\s*-\s*-?\d+(\s*[xy:]\s*\d+)?)?)*\s*$")
+
+
+@dataclass(frozen=True)
+class Plate:
+    path: str
+    frames: str
+    colourspace: str
+    layer: str | None = None
+    part: str | int | None = None
+    first_frame: int = 1
+
+
+@dataclass(frozen=True)
+class Colour:
+    config: str | None = None
+    display: str | None = None
+    view: str | None = None
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str | None = None
+    config: str | None = None
+    checkpoint: str | None = None
+    overrides: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Prompts for one object on one frame; coordinates are plate pixels, top-left origin."""
+
+    frame: int
+    points: tuple[tuple[float, float], ...] = ()
+    labels: tuple[int, ...] = ()
+    box: tuple[float, float, float, float] | None = None
+    mask: str | None = None
+
+
+@dataclass(frozen=True)
+class Object:
+    id: int
+    name: str
+    prompts: tuple[Prompt, ...]
+    colour: tuple[float, float, float] | None = None
+
+
+@dataclass(frozen=True)
+class Propagate:
+    direction: str = "both"
+    start: int | None = None
+
+
+@dataclass(frozen=True)
+class Output:
+    path: str
+    compression: str = "zip"
+    binary: bool = False
+    overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class Recipe:
+    plate: Plate
+    model: Model
+    objects: tuple[Object, ...]
+    output: Output
+    colour: Colour = field(default_factory=Colour)
+    propagate: Propagate = field(default_factory=Propagate)
+    #: folder that relative paths in the recipe are relative to (not serialised)
+    base_dir: str = field(default=".", compare=False)
+
+    def resolve(self, path: str) -> str:
+        """A recipe path made absolute against the recipe's folder (`ocio://` URIs untouched)."""
+        if "://" in path:
+            return path
+        return os.path.normpath(os.path.join(self.base_dir, os.path.expanduser(path)))
+
+    def prompt_frames(self) -> list[int]:
+        return sorted({p.frame for o in self.objects for p in o.prompts})
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    def sha256(self) -> str:
+        """Hash of the canonical JSON: identical recipes give identical mattes and hashes."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --- parsing -------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+class _Fields:
+    """Reads one JSON object, remembering the field path for error messages."""
+
+    def __init__(self, data: Any, where: str) -> None:
+        if not isinstance(data, dict):
+            raise RecipeError(where or "recipe", f"must be an object, got {_kind(data)}")
+        self.data = data
+        self.where = where
+        self.seen: set[str] = set()
+
+    def path(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def get(self, key: str, check: Callable[[Any, str], T], default: Any = ..., ) -> T:
+        self.seen.add(key)
+        if key not in self.data or (self.data[key] is None and default is not ...):
+            if default is ...:
+                raise RecipeError(self.path(key), "is required")
+            return default  # type: ignore[no-any-return]
+        return check(self.data[key], self.path(key))
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.seen)
+        if unknown:
+            raise RecipeError(self.path(unknown[0]), f"unknown field (known: {', '.join(sorted(self.seen))})")
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _str(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise RecipeError(where, f"must be a non-empty string, got {_kind(value)}")
+    return value
+
+
+def _int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RecipeError(where, f"must be a whole number, got {_kind(value)}")
+    return value
+
+
+def _num(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value in (
+        float("inf"),
+        float("-inf"),
+    ):
+        raise RecipeError(where, f"must be a finite number, got {_kind(value)}")
+    return float(value)
+
+
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise RecipeError(where, f"must be true or false, got {_kind(value)}")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise RecipeError(where, f"must be a list, got {_kind(value)}")
+    return value
+
+
+def _choice(options: Sequence[str]) -> Callable[[Any, str], str]:
+    def check(value: Any, where: str) -> str:
+        if value not in options:
+            raise RecipeError(where, f"must be one of {', '.join(options)}, got {value!r}")
+        return str(value)
+
+    return check
+
+
+def _frameset(value: Any, where: str) -> str:
+    text = _str(value, where)
+    if not _FRAMESET.match(text):
+        raise RecipeError(where, f"{text!r} is not a frame range such as '1001-1100' or '1001-1100x2'")
+    return text
+
+
+def _part(value: Any, where: str) -> str | int:
+    if isinstance(value, str):
+        return _str(value, where)
+    return _int(value, where)
+
+
+def _plate(data: Any, where: str) -> Plate:
+    f = _Fields(data, where)
+    plate = Plate(
+        path=f.get("path", _str),
+        frames=f.get("frames", _frameset),
+        colourspace=f.get("colourspace", _str),
+        layer=f.get("layer", _str, None),
+        part=f.get("part", _part, None),
+        first_frame=f.get("first_frame", _int, 1),
+    )
+    f.done()
+    return plate
+
+
+def _colour(data: Any, where: str) -> Colour:
+    f = _Fields(data, where)
+    colour = Colour(
+        config=f.get("config", _str, None),
+        display=f.get("display", _str, None),
+        view=f.get("view", _str, None),
+    )
+    f.done()
+    return colour
+
+
+def _overrides(value: Any, where: str) -> tuple[str, ...]:
+    items = _list(value, where)
+    for i, item in enumerate(items):
+        text = _str(item, f"{where}[{i}]")
+        if not re.match(r"^\+{0,2}model\.[A-Za-z0-9_.]+=\S+$", text):
+            raise RecipeError(f"{where}[{i}]", f"{text!r} is not a sam2 config override such as '++model.image_size=512'")
+    return tuple(items)
+
+
+def _model(data: Any, where: str) -> Model:
+    f = _Fields(data, where)
+    model = Model(
+        name=f.get("name", _str, None),
+        config=f.get("config", _str, None),
+        checkpoint=f.get("checkpoint", _str, None),
+        overrides=f.get("overrides", _overrides, ()),
+    )
+    f.done()
+    if model.name is None and model.checkpoint is None:
+        raise RecipeError(where, "needs either 'name' (a registry model) or 'checkpoint' (a checkpoint file)")
+    if model.checkpoint is not None and model.config is None and model.name is None:
+        raise RecipeError(f"{where}.config", "is required with 'checkpoint' unless 'name' says which model it is")
+    return model
+
+
+def _point(value: Any, where: str) -> tuple[float, float]:
+    items = _list(value, where)
+    if len(items) != 2:
+        raise RecipeError(where, f"must be [x, y], got {len(items)} numbers")
+    return (_num(items[0], f"{where}[0]"), _num(items[1], f"{where}[1]"))
+
+
+def _label(value: Any, where: str) -> int:
+    label = _int(value, where)
+    if label not in (0, 1):
+        raise RecipeError(where, f"must be 1 (positive) or 0 (negative), got {label}")
+    return label
+
+
+def _box(value: Any, where: str) -> tuple[float, float, float, float]:
+    items = _list(value, where)
+    if len(items) != 4:
+        raise RecipeError(where, f"must be [x0, y0, x1, y1], got {len(items)} numbers")
+    x0, y0, x1, y1 = (_num(v, f"{where}[{i}]") for i, v in enumerate(items))
+    if not (x1 > x0 and y1 > y0):
+        raise RecipeError(where, "must have x1 > x0 and y1 > y0 (top-left then bottom-right corner)")
+    return (x0, y0, x1, y1)
+
+
+def _prompt(data: Any, where: str) -> Prompt:
+    f = _Fields(data, where)
+    points = tuple(_point(p, f"{where}.points[{i}]") for i, p in enumerate(f.get("points", _list, [])))
+    labels = tuple(_label(v, f"{where}.labels[{i}]") for i, v in enumerate(f.get("labels", _list, [])))
+    prompt = Prompt(
+        frame=f.get("frame", _int),
+        points=points,
+        labels=labels,
+        box=f.get("box", _box, None),
+        mask=f.get("mask", _str, None),
+    )
+    f.done()
+    if len(points) != len(labels):
+        raise RecipeError(f"{where}.labels", f"has {len(labels)} labels for {len(points)} points")
+    if prompt.mask is not None and (points or prompt.box):
+        raise RecipeError(f"{where}.mask", "a mask prompt cannot be combined with points or a box on the same frame")
+    if not (points or prompt.box or prompt.mask):
+        raise RecipeError(where, "needs points, a box or a mask")
+    return prompt
+
+
+def _colour_triplet(value: Any, where: str) -> tuple[float, float, float]:
+    items = _list(value, where)
+    if len(items) != 3:
+        raise RecipeError(where, "must be [r, g, b]")
+    r, g, b = (_num(v, f"{where}[{i}]") for i, v in enumerate(items))
+    return (r, g, b)
+
+
+def _object(data: Any, where: str) -> Object:
+    f = _Fields(data, where)
+    obj_id = f.get("id", _int)
+    if obj_id < 0:
+        raise RecipeError(f"{where}.id", "must be 0 or more")
+    name = f.get("name", _str)
+    if not _NAME.match(name):
+        raise RecipeError(
+            f"{where}.name",
+            f"{name!r} cannot be an EXR layer name: use a letter then letters, digits or '_' (at most 63)",
+        )
+    raw_prompts = f.get("prompts", _list)
+    if not raw_prompts:
+        raise RecipeError(f"{where}.prompts", "needs at least one prompt")
+    prompts = tuple(_prompt(p, f"{where}.prompts[{i}]") for i, p in enumerate(raw_prompts))
+    frames = [p.frame for p in prompts]
+    duplicate = next((fr for fr in frames if frames.count(fr) > 1), None)
+    if duplicate is not None:
+        raise RecipeError(f"{where}.prompts", f"frame {duplicate} appears twice: put all its clicks in one prompt")
+    obj = Object(id=obj_id, name=name, prompts=prompts, colour=f.get("colour", _colour_triplet, None))
+    f.done()
+    return obj
+
+
+def _propagate(data: Any, where: str) -> Propagate:
+    f = _Fields(data, where)
+    prop = Propagate(direction=f.get("direction", _choice(DIRECTIONS), "both"), start=f.get("start", _int, None))
+    f.done()
+    return prop
+
+
+def _output(data: Any, where: str) -> Output:
+    f = _Fields(data, where)
+    out = Output(
+        path=f.get("path", _str),
+        compression=f.get("compression", _choice(COMPRESSIONS), "zip"),
+        binary=f.get("binary", _bool, False),
+        overwrite=f.get("overwrite", _bool, False),
+    )
+    f.done()
+    if not out.path.lower().endswith(".exr"):
+        raise RecipeError(f"{where}.path", "mattes are OpenEXR: the path must end in .exr")
+    return out
+
+
+def parse(data: Any, base_dir: str = ".") -> Recipe:
+    """Validate a decoded recipe; the first problem raises RecipeError naming its field."""
+    f = _Fields(data, "")
+    version = f.get(VERSION_KEY, _int)
+    if version > RECIPE_VERSION:
+        raise RecipeError(
+            VERSION_KEY, f"recipe version {version} is newer than this rotobridge understands ({RECIPE_VERSION}); upgrade rotobridge"
+        )
+    if version < 1:
+        raise RecipeError(VERSION_KEY, f"unknown recipe version {version}")
+    objects = tuple(_object(o, f"objects[{i}]") for i, o in enumerate(f.get("objects", _list)))
+    if not objects:
+        raise RecipeError("objects", "needs at least one object")
+    for key in ("id", "name"):
+        values = [getattr(o, key) for o in objects]
+        dup = next((v for v in values if values.count(v) > 1), None)
+        if dup is not None:
+            raise RecipeError(f"objects[{values.index(dup, values.index(dup) + 1)}].{key}", f"{dup!r} is used twice")
+    recipe = Recipe(
+        plate=f.get("plate", _plate),
+        colour=f.get("colour", _colour, Colour()),
+        model=f.get("model", _model),
+        objects=objects,
+        propagate=f.get("propagate", _propagate, Propagate()),
+        output=f.get("output", _output),
+        base_dir=base_dir,
+    )
+    f.done()
+    return recipe
+
+
+def loads(text: str, base_dir: str = ".") -> Recipe:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RecipeError("", f"not valid JSON: {exc}") from None
+    return parse(data, base_dir)
+
+
+def load(path: str | os.PathLike[str]) -> Recipe:
+    """Read a recipe file; its relative paths are relative to the file's folder."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RecipeError("", f"cannot read recipe {p}: {exc.strerror or exc}") from None
+    return loads(text, str(p.resolve().parent))
+
+
+def to_dict(recipe: Recipe) -> dict[str, Any]:
+    """The JSON form, with defaults left out so recipes stay short and diffable."""
+
+    def strip(obj: Any, defaults: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: _jsonable(v) for k, v in obj.__dict__.items() if not (k in defaults and v == defaults[k])}
+
+    def prompt(p: Prompt) -> dict[str, Any]:
+        return strip(p, {"points": (), "labels": (), "box": None, "mask": None})
+
+    out = {
+        VERSION_KEY: RECIPE_VERSION,
+        "plate": strip(recipe.plate, {"layer": None, "part": None, "first_frame": 1}),
+        "colour": strip(recipe.colour, {"config": None, "display": None, "view": None}),
+        "model": strip(recipe.model, {"name": None, "config": None, "checkpoint": None, "overrides": ()}),
+        "objects": [
+            {**strip(o, {"colour": None, "prompts": None}), "prompts": [prompt(p) for p in o.prompts]}
+            for o in recipe.objects
+        ],
+        "propagate": strip(recipe.propagate, {"direction": "both", "start": None}),
+        "output": strip(recipe.output, {"compression": "zip", "binary": False, "overwrite": False}),
+    }
+    return {key: value for key, value in out.items() if value != {}}
+
+
+def _jsonable(value: Any) -> Any:
+    return [_jsonable(v) for v in value] if isinstance(value, tuple) else value
+
+
+def save(recipe: Recipe, path: str | os.PathLike[str]) -> None:
+    """Write atomically: a host saving mid-crash never leaves half a recipe."""
+    p = Path(path)
+    text = json.dumps(to_dict(recipe), indent=2) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def check_against_plate(recipe: Recipe, width: int, height: int, frames: Sequence[int]) -> None:
+    """Checks that need the plate: prompt frames inside the plate, points inside the image.
+
+    Coordinates are display-window pixels; the far edges (x == width) are allowed because
+    a click lands on a pixel's edge as often as on its centre.
+    """
+    available = set(frames)
+    for i, obj in enumerate(recipe.objects):
+        for j, prompt in enumerate(obj.prompts):
+            where = f"objects[{i}].prompts[{j}]"
+            if prompt.frame not in available:
+                raise RecipeError(
+                    f"{where}.frame",
+                    f"frame {prompt.frame} is not in the plate's frames {recipe.plate.frames}",
+                )
+            for k, (x, y) in enumerate(prompt.points):
+                if not (0 <= x <= width and 0 <= y <= height):
+                    raise RecipeError(
+                        f"{where}.points[{k}]",
+                        f"({x:g}, {y:g}) is outside the {width}x{height} image (origin top-left)",
+                    )
+            if prompt.box is not None:
+                x0, y0, x1, y1 = prompt.box
+                if not (0 <= x0 <= width and 0 <= x1 <= width and 0 <= y0 <= height and 0 <= y1 <= height):
+                    raise RecipeError(f"{where}.box", f"{list(prompt.box)} is outside the {width}x{height} image")
+    start = recipe.propagate.start
+    if start is not None and start not in available:
+        raise RecipeError("propagate.start", f"frame {start} is not in the plate's frames {recipe.plate.frames}")

@@ -1,0 +1,180 @@
+"""Recipe parsing: every bad input names its field; good recipes round-trip unchanged."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rotobridge import recipe as recipes
+from rotobridge.errors import RecipeError
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "recipe.md"
+
+BASE: dict[str, Any] = {
+    "rotobridge_recipe": 1,
+    "plate": {"path": "plate/sh010.####.exr", "frames": "1001-1010", "colourspace": "ACEScg"},
+    "model": {"name": "sam2.1-hiera-tiny"},
+    "objects": [
+        {"id": 1, "name": "car", "prompts": [{"frame": 1001, "points": [[10, 20]], "labels": [1]}]},
+        {"id": 2, "name": "person", "prompts": [{"frame": 1005, "box": [1, 2, 30, 40]}]},
+    ],
+    "output": {"path": "mattes/sh010.####.exr"},
+}
+
+
+def _with(path: str, value: Any) -> dict[str, Any]:
+    """BASE with one field set (value ... deletes it); path like 'objects[0].prompts[0].frame'."""
+    data = copy.deepcopy(BASE)
+    keys = [int(k) if k.isdigit() else k for k in re.findall(r"[^.\[\]]+", path)]
+    target = data
+    for key in keys[:-1]:
+        target = target[key]
+    if value is ...:
+        del target[keys[-1]]
+    else:
+        target[keys[-1]] = value
+    return data
+
+
+BAD = [
+    # (field changed, new value, field named in the error, words in the message)
+    ("rotobridge_recipe", 2, "rotobridge_recipe", "newer"),
+    ("rotobridge_recipe", ..., "rotobridge_recipe", "required"),
+    ("rotobridge_recipe", "1", "rotobridge_recipe", "whole number"),
+    ("colour_space", "x", "colour_space", "unknown field"),
+    ("plate.path", ..., "plate.path", "required"),
+    ("plate.frames", "1001 to 1010", "plate.frames", "frame range"),
+    ("plate.colourspace", "", "plate.colourspace", "non-empty"),
+    ("plate.first_frame", 1.5, "plate.first_frame", "whole number"),
+    ("plate.extra", True, "plate.extra", "unknown field"),
+    ("model", {}, "model", "either 'name'"),
+    ("model", {"checkpoint": "a.pt"}, "model.config", "required"),
+    ("model.overrides", ["image_size=5"], "model.overrides[0]", "override"),
+    ("objects", [], "objects", "at least one"),
+    ("objects[0].id", -1, "objects[0].id", "0 or more"),
+    ("objects[0].id", True, "objects[0].id", "whole number"),
+    ("objects[1].id", 1, "objects[1].id", "used twice"),
+    ("objects[1].name", "car", "objects[1].name", "used twice"),
+    ("objects[0].name", "my.car", "objects[0].name", "layer name"),
+    ("objects[0].name", "2cars", "objects[0].name", "layer name"),
+    ("objects[0].prompts", [], "objects[0].prompts", "at least one"),
+    ("objects[0].prompts[0].frame", ..., "objects[0].prompts[0].frame", "required"),
+    ("objects[0].prompts[0].points", [[1, 2, 3]], "objects[0].prompts[0].points[0]", "[x, y]"),
+    ("objects[0].prompts[0].points", [[1, "a"]], "objects[0].prompts[0].points[0][1]", "finite number"),
+    ("objects[0].prompts[0].points", [[1, float("nan")]], "objects[0].prompts[0].points[0][1]", "finite number"),
+    ("objects[0].prompts[0].labels", [2], "objects[0].prompts[0].labels[0]", "1 (positive)"),
+    ("objects[0].prompts[0].labels", [1, 0], "objects[0].prompts[0].labels", "2 labels for 1 points"),
+    ("objects[1].prompts[0].box", [30, 2, 1, 40], "objects[1].prompts[0].box", "x1 > x0"),
+    ("objects[1].prompts[0].box", [1, 2, 3], "objects[1].prompts[0].box", "[x0, y0, x1, y1]"),
+    ("objects[1].prompts[0].mask", "m.png", "objects[1].prompts[0].mask", "cannot be combined"),
+    ("objects[1].prompts[0]", {"frame": 1005}, "objects[1].prompts[0]", "needs points, a box or a mask"),
+    ("objects[0].prompts", [{"frame": 1001, "box": [1, 1, 2, 2]}] * 2, "objects[0].prompts", "appears twice"),
+    ("propagate", {"direction": "sideways"}, "propagate.direction", "one of both, forward, backward"),
+    ("output.path", "mattes/sh010.####.png", "output.path", ".exr"),
+    ("output.compression", "dwaa", "output.compression", "one of zip"),
+    ("output.binary", "yes", "output.binary", "true or false"),
+]
+
+
+@pytest.mark.parametrize("path,value,field,words", BAD, ids=[f"{b[0]}={b[1]!r}" for b in BAD])
+def test_bad_recipes_name_the_field(path: str, value: Any, field: str, words: str) -> None:
+    with pytest.raises(RecipeError) as err:
+        recipes.parse(_with(path, value))
+    assert err.value.field == field
+    assert words in str(err.value)
+
+
+def test_not_json_is_a_recipe_error() -> None:
+    with pytest.raises(RecipeError, match="not valid JSON"):
+        recipes.loads("{nope")
+
+
+def test_round_trip_is_lossless_and_hash_stable(tmp_path: Path) -> None:
+    recipe = recipes.parse(BASE, base_dir=str(tmp_path))
+    path = tmp_path / "r.json"
+    recipes.save(recipe, path)
+    again = recipes.load(path)
+    assert again == recipe
+    assert again.sha256() == recipe.sha256()
+    assert recipes.to_dict(again) == BASE
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temp file left
+
+
+def test_hash_changes_with_any_prompt() -> None:
+    moved = _with("objects[0].prompts[0].points", [[11, 20]])
+    assert recipes.parse(moved).sha256() != recipes.parse(BASE).sha256()
+
+
+def test_relative_paths_resolve_against_the_recipe_folder(tmp_path: Path) -> None:
+    path = tmp_path / "shot" / "r.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(BASE))
+    recipe = recipes.load(path)
+    assert recipe.resolve(recipe.plate.path) == str(tmp_path / "shot" / "plate" / "sh010.####.exr")
+    assert recipe.resolve("/abs/x.exr") == "/abs/x.exr"
+    assert recipe.resolve("ocio://studio-config-latest") == "ocio://studio-config-latest"
+
+
+@pytest.mark.parametrize(
+    "path,value,field,words",
+    [
+        ("objects[0].prompts[0].frame", 1011, "objects[0].prompts[0].frame", "not in the plate"),
+        ("objects[0].prompts[0].points", [[100.5, 20]], "objects[0].prompts[0].points[0]", "outside the 100x50"),
+        ("objects[0].prompts[0].points", [[10, -1]], "objects[0].prompts[0].points[0]", "outside"),
+        ("objects[1].prompts[0].box", [1, 2, 30, 51], "objects[1].prompts[0].box", "outside"),
+        ("propagate", {"start": 999}, "propagate.start", "not in the plate"),
+    ],
+)
+def test_plate_checks_name_the_field(path: str, value: Any, field: str, words: str) -> None:
+    recipe = recipes.parse(_with(path, value))
+    with pytest.raises(RecipeError) as err:
+        recipes.check_against_plate(recipe, 100, 50, range(1001, 1011))
+    assert err.value.field == field and words in str(err.value)
+
+
+def test_points_on_the_far_edge_are_inside() -> None:
+    recipe = recipes.parse(_with("objects[0].prompts[0].points", [[100, 50]]))
+    recipes.check_against_plate(recipe, 100, 50, range(1001, 1011))
+
+
+NESTED = {
+    (recipes.Recipe, "plate"): recipes.Plate,
+    (recipes.Recipe, "colour"): recipes.Colour,
+    (recipes.Recipe, "model"): recipes.Model,
+    (recipes.Recipe, "propagate"): recipes.Propagate,
+    (recipes.Recipe, "output"): recipes.Output,
+    (recipes.Recipe, "objects"): recipes.Object,
+    (recipes.Object, "prompts"): recipes.Prompt,
+}
+
+
+def _fields(cls: type, prefix: str) -> set[str]:
+    out = set()
+    for f in dataclasses.fields(cls):
+        if f.name == "base_dir":
+            continue
+        name = f"{prefix}{f.name}"
+        inner = NESTED.get((cls, f.name))
+        if inner is not None:
+            out |= _fields(inner, name + ("[]." if f.name in ("objects", "prompts") else "."))
+        else:
+            out.add(name)
+    return out
+
+
+def test_doc_table_lists_exactly_the_fields_the_code_reads() -> None:
+    documented = set(re.findall(r"^\| `([^`]+)` \|", DOC.read_text(), re.M))
+    assert documented == _fields(recipes.Recipe, "") | {recipes.VERSION_KEY}
+
+
+def test_doc_example_is_a_valid_recipe() -> None:
+    example = re.search(r"```json\n(.*?)```", DOC.read_text(), re.S)
+    assert example is not None
+    recipe = recipes.loads(example.group(1))
+    assert [o.name for o in recipe.objects] == ["ball", "crate"]
