@@ -1,0 +1,173 @@
+"""Plate pixels → SAM 2 model input, through OpenColorIO.
+
+SAM 2 was trained on display-encoded video frames, so scene-linear and log plates are viewed
+through the host's OCIO display/view first, exactly as the artist sees them. Plates that
+are already display-referred video (OCIO encoding ``sdr-video``, e.g. an sRGB JPEG) go to
+the model untouched, and an 8-bit one bit-identically to sam2's own JPEG loader.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import PyOpenColorIO as ocio
+import torch
+from PIL import Image
+
+from rotobridge.errors import ColourError
+
+DEFAULT_CONFIG = "ocio://studio-config-latest"
+
+#: sam2's normalisation (`load_video_frames` defaults), float32 (3, 1, 1) as sam2 builds them.
+_IMG_MEAN = torch.tensor((0.485, 0.456, 0.406), dtype=torch.float32)[:, None, None]
+_IMG_STD = torch.tensor((0.229, 0.224, 0.225), dtype=torch.float32)[:, None, None]
+
+#: how many valid names an error message lists before it says "… and N more"
+_MAX_LISTED = 12
+
+
+def _choices(name: str, options: Sequence[str]) -> str:
+    """Close matches first, then a trimmed list, so a long config does not flood the message."""
+    close = difflib.get_close_matches(name, options, n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+    shown = ", ".join(repr(o) for o in options[:_MAX_LISTED])
+    more = f" … and {len(options) - _MAX_LISTED} more" if len(options) > _MAX_LISTED else ""
+    return f"{hint}valid: {shown}{more}"
+
+
+def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize with OpenCV per axis: area averaging when shrinking (no aliasing), cubic when enlarging.
+
+    Mixed cases (one axis shrinks, the other grows, as when squashing to sam2's square) run
+    as two passes so each axis gets the right filter.
+    """
+
+    def interpolation(src: int, dst: int) -> int:
+        return cv2.INTER_AREA if dst <= src else cv2.INTER_CUBIC
+
+    h, w = image.shape[:2]
+    if (w, h) == (width, height):
+        return image
+    along_x, along_y = interpolation(w, width), interpolation(h, height)
+    if along_x != along_y:
+        image = cv2.resize(image, (width, h), interpolation=along_x)
+    return cv2.resize(image, (width, height), interpolation=along_y)
+
+
+def _load_config(config: str | None) -> tuple[str, ocio.Config]:
+    """`config` → `$OCIO` → DEFAULT_CONFIG, as hosts and OCIO tools resolve it."""
+    if config:
+        name, origin = config, "given"
+    elif os.environ.get("OCIO"):
+        name, origin = os.environ["OCIO"], "from $OCIO"
+    else:
+        name, origin = DEFAULT_CONFIG, "default"
+    try:
+        return name, ocio.Config.CreateFromFile(name)
+    except Exception as exc:  # OCIO raises its own Exception/ExceptionMissingFile types
+        raise ColourError(f"cannot load OCIO config {name!r} ({origin}): {exc}") from exc
+
+
+class ColourPipeline:
+    """One plate's colour handling: validated names, a cached CPU processor, thread-safe use."""
+
+    def __init__(
+        self,
+        colourspace: str,
+        config: str | None = None,
+        display: str | None = None,
+        view: str | None = None,
+    ) -> None:
+        self.config_name, cfg = _load_config(config)
+
+        space = cfg.getColorSpace(colourspace)  # accepts aliases and roles
+        if space is None:
+            names = list(cfg.getColorSpaceNames())
+            raise ColourError(
+                f"unknown plate colourspace {colourspace!r} in {self.config_name}; "
+                + _choices(colourspace, names)
+            )
+        if space.isData() or space.getEncoding() == "data":
+            raise ColourError(
+                f"plate colourspace {colourspace!r} is a data colourspace ({space.getName()}): "
+                "a plate must be a picture; choose the colourspace the plate was shot or "
+                "rendered in (e.g. ACEScg, an sRGB or log camera space)"
+            )
+        self.colourspace: str = space.getName()
+
+        displays = list(cfg.getDisplays())
+        self.display: str = display or cfg.getDefaultDisplay()
+        if self.display not in displays:
+            raise ColourError(
+                f"unknown OCIO display {self.display!r} in {self.config_name}; "
+                + _choices(self.display, displays)
+            )
+        views = list(cfg.getViews(self.display))
+        self.view: str = view or cfg.getDefaultView(self.display)
+        if self.view not in views:
+            raise ColourError(
+                f"unknown OCIO view {self.view!r} for display {self.display!r}; "
+                + _choices(self.view, views)
+            )
+
+        data = cfg.getColorSpace(ocio.ROLE_DATA) or next(
+            (cs for cs in cfg.getColorSpaces() if cs.isData()), None
+        )
+        self.data_colourspace: str = data.getName() if data is not None else "Raw"
+
+        self.passthrough: bool = space.getEncoding() == "sdr-video"
+        self._processor: ocio.CPUProcessor | None = None
+        if not self.passthrough:
+            transform = ocio.DisplayViewTransform(
+                src=self.colourspace, display=self.display, view=self.view
+            )
+            try:
+                self._processor = cfg.getProcessor(transform).getDefaultCPUProcessor()
+            except Exception as exc:
+                raise ColourError(
+                    f"OCIO cannot build {self.colourspace!r} → {self.display!r}/{self.view!r}: {exc}"
+                ) from exc
+
+    def _display_float(self, pixels: np.ndarray, width: int, height: int) -> np.ndarray:
+        """Resize first, then the display/view transform, so heavy transforms run at output size."""
+        if pixels.ndim != 3 or pixels.shape[2] != 3:
+            raise ValueError(f"expected (H, W, 3) pixels, got shape {pixels.shape}")
+        if pixels.dtype == np.uint8:
+            rgb = resize(pixels, width, height).astype(np.float32) / np.float32(255.0)
+        elif np.issubdtype(pixels.dtype, np.floating):
+            rgb = resize(pixels.astype(np.float32, copy=False), width, height)
+            if np.shares_memory(rgb, pixels):  # OCIO and clip work in place: never on the caller's
+                rgb = rgb.copy()
+        else:
+            raise TypeError(f"expected uint8 or float pixels, got {pixels.dtype}")
+        rgb = np.ascontiguousarray(rgb)
+        if self._processor is not None:
+            self._processor.apply(ocio.PackedImageDesc(rgb, width, height, 3))
+        # EXR renders can hold NaN/inf; one NaN would poison SAM 2's memory for the whole shot.
+        np.nan_to_num(rgb, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
+        return np.clip(rgb, 0.0, 1.0, out=rgb)
+
+    def model_input(self, pixels: np.ndarray, size: int) -> torch.Tensor:
+        """(3, size, size) float32, normalised as sam2's loader does (aspect squashed to square)."""
+        if self.passthrough and pixels.dtype == np.uint8:
+            # sam2's `_load_img_as_tensor`: PIL resize (default filter = bicubic), /255 in float64.
+            resized = np.array(
+                Image.fromarray(pixels).resize((size, size), Image.Resampling.BICUBIC)
+            )
+            image = torch.from_numpy(resized / 255.0).permute(2, 0, 1).float().contiguous()
+        else:
+            image = torch.from_numpy(self._display_float(pixels, size, size)).permute(2, 0, 1)
+            image = image.contiguous()
+        # sam2 normalises in place, in float32, subtracting then dividing.
+        image -= _IMG_MEAN
+        image /= _IMG_STD
+        return image
+
+    def display_rgb(self, pixels: np.ndarray, width: int, height: int) -> np.ndarray:
+        """uint8 (height, width, 3) display values, the picture the artist sees, for QC sheets."""
+        rgb = self._display_float(pixels, width, height)
+        return np.rint(rgb * 255.0).astype(np.uint8)

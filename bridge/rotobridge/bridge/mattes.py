@@ -1,0 +1,233 @@
+"""The EXR matte format: the one place that decides how mattes look on disk.
+
+One half-float channel per object, named so Nuke shows it as ``<object>.alpha``, with the
+plate's data and display windows, lossless compression, tagged as data, written to a
+temporary name and renamed so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+import fileseq
+import numpy as np
+import OpenImageIO as oiio
+import torch
+
+from rotobridge.bridge.plate import Window
+from rotobridge.errors import MatteExistsError, OutputError
+
+#: OpenEXR compressions that keep half data bit-exact; a matte edge must not shift on disk.
+LOSSLESS_COMPRESSIONS = ("none", "rle", "zips", "zip", "piz")
+
+#: header attributes the writer sets itself; caller metadata may not replace them
+_OWN_KEYS = frozenset(
+    {"compression", "oiio:ColorSpace", "rotobridge:colourspace", "rotobridge:objects", "rotobridge:frame"}
+)
+
+
+def upsample_logits(logits: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(N, 1, h, w) → (N, 1, height, width), as SAM2VideoPredictor._get_orig_video_res_output does."""
+    if logits.shape[-2:] == (height, width):
+        return logits
+    return torch.nn.functional.interpolate(
+        logits, size=(height, width), mode="bilinear", align_corners=False
+    )
+
+
+def channel_name(object_name: str) -> str:
+    """EXR channel for an object: Nuke splits on the last dot and maps ``A`` to alpha."""
+    return f"{object_name}.A"
+
+
+@contextlib.contextmanager
+def atomic_file(path: str) -> Iterator[str]:
+    """Yield a hidden temporary path beside `path`; rename it to `path` on success, else remove it.
+
+    The temporary name starts with a dot and ends ``.tmp<ext>`` so globs and sequence scans
+    for the real files do not pick it up, and keeps the extension so writers pick the format.
+    """
+    folder, name = os.path.split(path)
+    ext = os.path.splitext(name)[1]
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp{ext}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def _overlap(a: Window, b: Window) -> Window | None:
+    x0, y0 = max(a.x, b.x), max(a.y, b.y)
+    x1, y1 = min(a.x + a.width, b.x + b.width), min(a.y + a.height, b.y + b.height)
+    return Window(x0, y0, x1 - x0, y1 - y0) if x1 > x0 and y1 > y0 else None
+
+
+def _write_exr(path: str, spec: oiio.ImageSpec, pixels: np.ndarray) -> None:
+    """Write one (H, W, C) half image; OIIO reports failures by return value, so check each step."""
+    out = oiio.ImageOutput.create(path)
+    if out is None:
+        raise OutputError(f"OpenImageIO has no EXR writer: {oiio.geterror()}")
+    ok = out.open(path, spec) and out.write_image(pixels)
+    ok = out.close() and ok  # close even after a failure, so the file handle is released
+    if not ok:
+        raise OutputError(out.geterror() or "OpenImageIO could not write the file")
+
+
+class MatteWriter:
+    """Writes one shot's mattes, one EXR per plate frame; safe to call from several threads."""
+
+    def __init__(
+        self,
+        pattern: str,
+        display: Window,
+        data: Window,
+        objects: Sequence[tuple[int, str]],
+        *,
+        compression: str = "zip",
+        binary: bool = False,
+        overwrite: bool = False,
+        data_colourspace: str = "Raw",
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        if not pattern.lower().endswith(".exr"):
+            raise OutputError(f"matte path must end in .exr: {pattern}")
+        self._sequence = fileseq.FileSequence(pattern, pad_style=fileseq.PAD_STYLE_HASH1)
+        if not self._sequence.padding():
+            raise OutputError(
+                f"matte path has no frame number placeholder (####, %04d, @ or $F4): {pattern}"
+            )
+        if compression not in LOSSLESS_COMPRESSIONS:
+            raise OutputError(
+                f"EXR compression {compression!r} is not allowed: mattes need lossless "
+                f"compression, one of {', '.join(LOSSLESS_COMPRESSIONS)}"
+            )
+        self.channels = [channel_name(name) for _, name in objects]
+        if not objects or len(set(self.channels)) != len(self.channels):
+            raise OutputError(f"mattes need objects with distinct names, got {self.channels}")
+        clash = _OWN_KEYS & set(metadata or {})
+        if clash:
+            raise ValueError(f"metadata may not set {sorted(clash)}: the matte writer owns them")
+
+        self.pattern = pattern
+        self.display, self.data = display, data
+        self.binary, self.overwrite = binary, overwrite
+        self._overlap = _overlap(display, data)
+        self._attributes: dict[str, str] = {
+            "compression": compression,
+            "oiio:ColorSpace": data_colourspace,  # OIIO normalises or drops it: keep the name too
+            "rotobridge:colourspace": data_colourspace,
+            "rotobridge:objects": json.dumps(
+                [{"id": i, "name": n, "channel": c} for (i, n), c in zip(objects, self.channels)]
+            ),
+            **dict(metadata or {}),
+        }
+
+    def path(self, frame: int) -> str:
+        """The matte file of a plate frame number (e.g. 1001)."""
+        return self._sequence.frame(frame)
+
+    def check(self, frames: Iterable[int]) -> None:
+        """Fail before any rendering: existing mattes (unless overwrite), or an unwritable folder."""
+        if not self.overwrite:
+            existing = [p for p in map(self.path, frames) if os.path.exists(p)]
+            if existing:
+                raise MatteExistsError(existing)
+        folder = os.path.dirname(os.path.abspath(self.path(0)))
+        try:
+            os.makedirs(folder, exist_ok=True)
+            # a real file, not os.access: permissions on network storage lie
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".rotobridge-check."):
+                pass
+        except OSError as exc:
+            raise OutputError(f"cannot write mattes to {folder}: {exc.strerror or exc}") from exc
+
+    def _pixels(self, logits: torch.Tensor | None) -> np.ndarray:
+        """(data height, data width, N) half: mattes over the display window, put in the data window."""
+        n = len(self.channels)
+        out = np.zeros((self.data.height, self.data.width, n), np.float16)
+        if logits is None or self._overlap is None:
+            return out
+        if logits.ndim != 4 or logits.shape[:2] != (n, 1):
+            raise ValueError(f"expected logits of shape ({n}, 1, h, w), got {tuple(logits.shape)}")
+        o, disp, data = self._overlap, self.display, self.data
+        rows = slice(o.y - disp.y, o.y - disp.y + o.height)
+        cols = slice(o.x - disp.x, o.x - disp.x + o.width)
+        dst = out[o.y - data.y : o.y - data.y + o.height, o.x - data.x : o.x - data.x + o.width]
+        with torch.inference_mode():
+            for i in range(n):  # one object at a time: a 4K float plane is 35 MB
+                full = upsample_logits(logits[i : i + 1], disp.height, disp.width)
+                plane = full[0, 0, rows, cols]
+                matte = (plane > 0) if self.binary else torch.sigmoid(plane)
+                dst[:, :, i] = matte.to(torch.float16).numpy()
+        return out
+
+    def write(self, frame: int, logits: torch.Tensor | None) -> str:
+        """Write a frame's mattes (None → all zero, e.g. no object on this frame); returns the path."""
+        path = self.path(frame)
+        if not self.overwrite and os.path.exists(path):
+            raise MatteExistsError([path])
+        spec = oiio.ImageSpec(self.data.width, self.data.height, len(self.channels), oiio.HALF)
+        spec.x, spec.y = self.data.x, self.data.y
+        spec.full_x, spec.full_y = self.display.x, self.display.y
+        spec.full_width, spec.full_height = self.display.width, self.display.height
+        spec.channelnames = tuple(self.channels)
+        for key, value in self._attributes.items():
+            spec.attribute(key, value)
+        spec.attribute("rotobridge:frame", int(frame))
+        pixels = self._pixels(logits)
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            with atomic_file(path) as tmp:
+                _write_exr(tmp, spec, pixels)
+                if not self.overwrite and os.path.exists(path):  # appeared while we rendered
+                    raise MatteExistsError([path])
+        except MatteExistsError:
+            raise
+        except Exception as exc:
+            raise OutputError(f"cannot write matte {path}: {exc}") from exc
+        return path
+
+
+def read_matte(path: str) -> tuple[dict[str, np.ndarray], dict[str, object]]:
+    """Channel name → (data height, data width) float32, and the header (windows as Window)."""
+    image = oiio.ImageInput.open(path)
+    if image is None:
+        raise OutputError(f"cannot read matte {path}: {oiio.geterror()}")
+    try:
+        spec = image.spec()
+        pixels = image.read_image(oiio.FLOAT)
+        if pixels is None:
+            raise OutputError(f"cannot read matte {path}: {image.geterror()}")
+    finally:
+        image.close()
+    pixels = pixels.reshape(spec.height, spec.width, spec.nchannels)
+    channels = {name: pixels[:, :, i].copy() for i, name in enumerate(spec.channelnames)}
+    header: dict[str, object] = {a.name: a.value for a in spec.extra_attribs}
+    header["data_window"] = Window(spec.x, spec.y, spec.width, spec.height)
+    header["display_window"] = Window(spec.full_x, spec.full_y, spec.full_width, spec.full_height)
+    return channels, header
+
+
+def read_display_mattes(path: str, display: Window) -> dict[str, np.ndarray]:
+    """A matte file's channels as display-window planes (overscan cropped, uncovered 0): what an artist sees."""
+    channels, header = read_matte(path)
+    data = header["data_window"]
+    assert isinstance(data, Window)
+    o = _overlap(display, data)
+    out = {}
+    for name, plane in channels.items():
+        full = np.zeros((display.height, display.width), np.float32)
+        if o is not None:
+            full[o.y - display.y : o.y - display.y + o.height, o.x - display.x : o.x - display.x + o.width] = plane[
+                o.y - data.y : o.y - data.y + o.height, o.x - data.x : o.x - data.x + o.width
+            ]
+        out[name] = full
+    return out
