@@ -20,16 +20,21 @@ FIRST, COUNT = 1001, 48
 
 
 def ball_centre(i: int) -> tuple[float, float]:
-    return 90 + 9.0 * i, 250 - 150 * abs(math.sin(i / 7.0))
+    return 90 + 9.0 * (i % 60), 250 - 150 * abs(math.sin(i / 7.0))
 
 
 def crate_box(i: int) -> tuple[float, float, float, float]:
-    x0 = 420 - 3.0 * i
+    x0 = 420 - 3.0 * (i % 120)
     return x0, 190.0, x0 + 120, 300.0
 
 
-def frame_pixels(i: int) -> np.ndarray:
-    """Linear ACEScg RGB for the data window (display window plus overscan on every side)."""
+def frame_pixels(i: int, scale: int = 1) -> np.ndarray:
+    """Linear ACEScg RGB for the data window (display window plus overscan on every side).
+
+    Drawn at 640x360 and enlarged `scale` times (benchmarks use scale 3 for 1920x1080).
+    """
+    if scale != 1:
+        return np.repeat(np.repeat(frame_pixels(i), scale, axis=0), scale, axis=1)
     h, w = HEIGHT + 2 * OVERSCAN, WIDTH + 2 * OVERSCAN
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     yy -= OVERSCAN
@@ -50,18 +55,19 @@ def frame_pixels(i: int) -> np.ndarray:
     return rgb
 
 
-def write_shot(out: Path) -> str:
+def write_shot(out: Path, count: int = COUNT, scale: int = 1) -> str:
+    """Write the plate; `count` frames from 1001, `scale` times the example's size."""
     out.mkdir(parents=True, exist_ok=True)
-    for i in range(COUNT):
+    for i in range(count):
         path = out / f"sh010_plate.{FIRST + i:04d}.exr"
-        spec = oiio.ImageSpec(WIDTH + 2 * OVERSCAN, HEIGHT + 2 * OVERSCAN, 3, oiio.HALF)
-        spec.x = spec.y = -OVERSCAN
+        spec = oiio.ImageSpec((WIDTH + 2 * OVERSCAN) * scale, (HEIGHT + 2 * OVERSCAN) * scale, 3, oiio.HALF)
+        spec.x = spec.y = -OVERSCAN * scale
         spec.full_x = spec.full_y = 0
-        spec.full_width, spec.full_height = WIDTH, HEIGHT
+        spec.full_width, spec.full_height = WIDTH * scale, HEIGHT * scale
         spec.attribute("compression", "zip")
         spec.attribute("oiio:ColorSpace", "ACEScg")
         image = oiio.ImageOutput.create(str(path))
-        if image is None or not image.open(str(path), spec) or not image.write_image(frame_pixels(i)):
+        if image is None or not image.open(str(path), spec) or not image.write_image(frame_pixels(i, scale)):
             raise SystemExit(f"cannot write {path}: {oiio.geterror()}")
         image.close()
     return str(out / "sh010_plate.####.exr")

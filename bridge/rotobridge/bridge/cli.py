@@ -54,7 +54,7 @@ def _render(args: argparse.Namespace) -> int:
         if args.qc:
             from .qc import write_render_qc
 
-            write_render_qc(args.qc, job, recipe, sorted(result.written.items()))
+            write_render_qc(args.qc, job, sorted(result.written.items()))
             log.info("QC picture: %s", args.qc)
     finally:
         job.close()

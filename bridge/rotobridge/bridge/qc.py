@@ -110,7 +110,8 @@ def write_render_qc(path_png: str, job: Job, written: Sequence[tuple[int, str]],
     """The QC sheet of a finished render: up to `tiles` frames spread over the shot."""
     if not written:
         raise OutputError(f"no mattes were written, so there is no QC picture {path_png}")
-    picks = sorted({written[round(i * (len(written) - 1) / max(1, tiles - 1))] for i in range(min(tiles, len(written)))})
+    count = min(tiles, len(written))
+    picks = sorted({written[round(i * (len(written) - 1) / max(1, count - 1))] for i in range(count)})
     display = job.plate.info.display
     frames = []
     for frame, path in picks:
