@@ -102,9 +102,41 @@ class PathNotAllowedError(RotobridgeError):
 
 
 class ProtocolError(RotobridgeError):
-    """A message does not follow the wire protocol."""
+    """A message does not follow the wire protocol (docs/protocol.md).
+
+    `name` is the protocol error name to answer with (bad_message, unknown_type,
+    version_mismatch); `request_id` is the offending request's id when it could be read.
+    """
 
     name = "bad_message"
+
+    def __init__(self, message: str, *, name: str | None = None, request_id: str | None = None) -> None:
+        if name is not None:
+            self.name = name
+        self.request_id = request_id
+        super().__init__(message)
+
+
+class SessionError(RotobridgeError):
+    """A request names a session or state the bridge does not have (unknown_session, busy, not_tracked)."""
+
+    def __init__(self, name: str, message: str) -> None:
+        self.name = name
+        super().__init__(message)
+
+
+class BridgeError(RotobridgeError):
+    """The bridge answered a request with an error; `name` is the protocol's stable error name."""
+
+    def __init__(self, name: str, message: str) -> None:
+        self.name = name
+        super().__init__(message)
+
+
+class BridgeUnreachableError(RotobridgeError):
+    """No answer from the bridge in time: it is down, unreachable, or refused our key."""
+
+    name = "bridge_unreachable"
 
 
 class CancelledError(RotobridgeError):
