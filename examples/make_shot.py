@@ -1,4 +1,4 @@
-"""Generate the example shot: sh010, 48 frames from 1001, scene-linear ACEScg half EXRs.
+"""Generate the example shot: sh010, 24 frames from 1001, scene-linear ACEScg half EXRs.
 
 A red ball bounces past a sliding crate over a sky-to-ground gradient. The plate has 16
 pixels of overscan (data window larger than the display window), like a real CG plate.
@@ -16,7 +16,7 @@ import numpy as np
 import OpenImageIO as oiio
 
 WIDTH, HEIGHT, OVERSCAN = 640, 360, 16
-FIRST, COUNT = 1001, 48
+FIRST, COUNT = 1001, 24
 
 
 def ball_centre(i: int) -> tuple[float, float]:
