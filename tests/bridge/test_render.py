@@ -168,6 +168,24 @@ def test_existing_mattes_are_not_overwritten_unless_asked(tmp_path: Path, tiny_c
     assert read_matte(str(tmp_path / "mattes" / "m.1002.exr"))[0]["car.A"].shape == (48, 64)
 
 
+def test_an_absent_object_gives_an_exactly_empty_matte(tmp_path: Path) -> None:
+    """When SAM 2's object-score head says "absent", the matte is 0 everywhere, not a faint ghost."""
+    import torch
+
+    from rotobridge.bridge.model import UNTRAINED_KEY, make_random_checkpoint
+
+    path = make_random_checkpoint(TINY_CONFIG, tmp_path / "absent.pt", seed=3)
+    data = torch.load(path, weights_only=True)
+    data["model"]["sam_mask_decoder.pred_obj_score_head.layers.2.bias"].fill_(-8.0)
+    torch.save({"model": data["model"], UNTRAINED_KEY: True}, path)
+    plate = write_sequence(tmp_path / "plate", "sh", range(1001, 1005), 64, 48)
+    recipe = _recipe(tmp_path, path, plate, "1001-1004", "ACEScg")
+    assert cli.main(["render", str(recipe), "--device", "cpu", "--quiet"]) == 0
+    for name in _mattes(tmp_path):
+        channels, _ = read_matte(str(tmp_path / "mattes" / name))
+        assert all(m.max() == 0.0 for m in channels.values())
+
+
 def test_mismatched_checkpoint_is_a_model_error(tiny_checkpoint: Path) -> None:
     with pytest.raises(ModelError, match="does not fit config configs/sam2/sam2_hiera_t.yaml"):
         build("configs/sam2/sam2_hiera_t.yaml", tiny_checkpoint, device="cpu")

@@ -1,0 +1,43 @@
+"""CUDA path: bf16 autocast as the official code runs. Needs a GPU; skipped (and reported
+as skipped) without one. On a GPU machine: `.venv/bin/pytest tests/bridge/test_cuda.py`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from rotobridge.bridge import model as models
+from rotobridge.bridge.colour import ColourPipeline
+from rotobridge.bridge.engine import Engine
+from rotobridge.bridge.mattes import upsample_logits
+from rotobridge.bridge.plate import open_plate
+
+from ..conftest import SMALL_SIZE, TINY_CONFIG
+from .test_equivalence import COUNT, FIRST, HEIGHT, PROMPT_FRAME, PROMPTS, WIDTH, _shot
+
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+
+
+def test_engine_matches_official_sam2_under_bf16_autocast(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    from sam2.build_sam import build_sam2_video_predictor
+
+    shot = _shot(tmp_path / "jpg")
+    reference = {}
+    predictor = build_sam2_video_predictor(TINY_CONFIG, str(tiny_checkpoint), device="cuda", hydra_overrides_extra=SMALL_SIZE)
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+        state = predictor.init_state(str(shot))
+        for obj_id, prompt in PROMPTS.items():
+            predictor.add_new_points_or_box(state, PROMPT_FRAME - FIRST, obj_id, **prompt)
+        for idx, _, masks in predictor.propagate_in_video(state, start_frame_idx=PROMPT_FRAME - FIRST):
+            reference[FIRST + idx] = torch.sigmoid(masks[:, 0].float()).cpu()
+    loaded = models.build(TINY_CONFIG, tiny_checkpoint, device="cuda", overrides=SMALL_SIZE)
+    with open_plate(str(shot / "#####.jpg"), f"{FIRST}-{FIRST + COUNT - 1}") as plate:
+        engine = Engine(loaded, plate, ColourPipeline("sRGB Encoded Rec.709 (sRGB)"))
+        for obj_id, prompt in PROMPTS.items():
+            engine.add_points(PROMPT_FRAME, obj_id, **prompt)
+        for out in engine.propagate(PROMPT_FRAME, FIRST + COUNT - 1):
+            mine = torch.sigmoid(upsample_logits(out.logits.float(), HEIGHT, WIDTH)[:, 0]).cpu()
+            torch.testing.assert_close(mine, reference[out.frame], rtol=0, atol=1e-3)
+        engine.close()
