@@ -113,10 +113,18 @@ def error_reply(id_: str | None, name: str, message: str) -> list[bytes]:
     return encode({"id": id_ or "", "type": "reply", "ok": False, "error": {"name": name, "message": message}})
 
 
+def error_object(exc: RotobridgeError) -> dict[str, str]:
+    """`{"name", "message"}` for a rotobridge error: its own stable name when the protocol knows it.
+
+    What an error reply carries, and a `finished` event's `error`.
+    """
+    return {"name": exc.name if exc.name in ERRORS else "internal", "message": str(exc)}
+
+
 def error_from(id_: str | None, exc: RotobridgeError) -> list[bytes]:
-    """The reply for a rotobridge error: its own stable name when the protocol knows it."""
-    name = exc.name if exc.name in ERRORS else "internal"
-    return error_reply(id_, name, str(exc))
+    """The reply for a rotobridge error."""
+    error = error_object(exc)
+    return error_reply(id_, error["name"], error["message"])
 
 
 def event(id_: str, name: str, **fields: Any) -> list[bytes]:
@@ -128,11 +136,11 @@ def event(id_: str, name: str, **fields: Any) -> list[bytes]:
     return encode({"id": id_, "type": "event", "event": name, **fields})
 
 
-def _header(frames: Sequence[bytes]) -> dict[str, Any]:
+def _header(frames: Sequence[bytes], limit: int | None) -> dict[str, Any]:
     if not frames:
         raise ProtocolError("empty message")
-    if sum(len(f) for f in frames) > MAX_MESSAGE_BYTES:
-        raise ProtocolError(f"message larger than {MAX_MESSAGE_BYTES} bytes")
+    if limit is not None and sum(len(f) for f in frames) > limit:
+        raise ProtocolError(f"message larger than {limit} bytes")
     try:
         header = json.loads(bytes(frames[0]).decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
@@ -163,7 +171,7 @@ def _request_id(header: Mapping[str, Any]) -> str | None:
 
 def decode_request(frames: Sequence[bytes]) -> Message:
     """A request from a client; raises ProtocolError (with the request id when known)."""
-    header = _header(frames)
+    header = _header(frames, MAX_MESSAGE_BYTES)
     rid = _request_id(header)
     if rid is None:
         raise ProtocolError("id: must be a string of 1-64 letters, digits or _.:-")
@@ -189,8 +197,12 @@ def decode_request(frames: Sequence[bytes]) -> Message:
 
 
 def decode_reply(frames: Sequence[bytes]) -> Message:
-    """A reply or event from the bridge (type "reply" or "event")."""
-    header = _header(frames)
+    """A reply or event from the bridge (type "reply" or "event").
+
+    No size cap here: previews of many objects are large, and the client's socket caps
+    what it accepts (libzmq MAXMSGSIZE) before anything reaches Python.
+    """
+    header = _header(frames, None)
     rid = header.get("id")
     if not isinstance(rid, str):
         raise ProtocolError("reply without an id")
