@@ -101,6 +101,13 @@ class PathNotAllowedError(RotobridgeError):
     exit_code = 8
 
 
+class ConfigError(RotobridgeError):
+    """The bridge's configuration (file, environment or command line) is invalid; the message names the key."""
+
+    name = "bad_config"
+    exit_code = 2
+
+
 class ProtocolError(RotobridgeError):
     """A message does not follow the wire protocol (docs/protocol.md).
 
@@ -144,3 +151,15 @@ class CancelledError(RotobridgeError):
 
     name = "cancelled"
     exit_code = 130
+
+
+class PromptError(RotobridgeError):
+    """A host-side prompt edit cannot be done: unknown object, a point outside the image."""
+
+    name = "bad_prompt"
+
+
+class HostError(RotobridgeError):
+    """The host's scene is not set up the way rotobridge needs; the message says what to change."""
+
+    name = "host_setup"

@@ -143,7 +143,7 @@ def _header(frames: Sequence[bytes], limit: int | None) -> dict[str, Any]:
         raise ProtocolError(f"message larger than {limit} bytes")
     try:
         header = json.loads(bytes(frames[0]).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
         raise ProtocolError(f"header is not UTF-8 JSON: {exc}") from None
     if not isinstance(header, dict):
         raise ProtocolError("header must be a JSON object")

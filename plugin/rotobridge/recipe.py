@@ -15,7 +15,7 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Collection, Mapping, Sequence, TypeVar
 
 from .errors import RecipeError
 
@@ -134,7 +134,7 @@ class _Fields:
         self.seen: set[str] = set()
 
     def path(self, key: str) -> str:
-        return f"{self.where}.{key}" if self.where else key
+        return _join(self.where, key)
 
     def get(self, key: str, check: Callable[[Any, str], T], default: Any = ..., ) -> T:
         self.seen.add(key)
@@ -148,6 +148,10 @@ class _Fields:
         unknown = sorted(set(self.data) - self.seen)
         if unknown:
             raise RecipeError(self.path(unknown[0]), f"unknown field (known: {', '.join(sorted(self.seen))})")
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
 
 
 def _kind(value: Any) -> str:
@@ -287,8 +291,8 @@ def _box(value: Any, where: str) -> tuple[float, float, float, float]:
 
 def _prompt(data: Any, where: str) -> Prompt:
     f = _Fields(data, where)
-    points = tuple(_point(p, f"{where}.points[{i}]") for i, p in enumerate(f.get("points", _list, [])))
-    labels = tuple(_label(v, f"{where}.labels[{i}]") for i, v in enumerate(f.get("labels", _list, [])))
+    points = tuple(_point(p, f"{f.path('points')}[{i}]") for i, p in enumerate(f.get("points", _list, [])))
+    labels = tuple(_label(v, f"{f.path('labels')}[{i}]") for i, v in enumerate(f.get("labels", _list, [])))
     prompt = Prompt(
         frame=f.get("frame", _int),
         points=points,
@@ -298,11 +302,11 @@ def _prompt(data: Any, where: str) -> Prompt:
     )
     f.done()
     if len(points) != len(labels):
-        raise RecipeError(f"{where}.labels", f"has {len(labels)} labels for {len(points)} points")
+        raise RecipeError(f.path("labels"), f"has {len(labels)} labels for {len(points)} points")
     if prompt.mask is not None and (points or prompt.box):
-        raise RecipeError(f"{where}.mask", "a mask prompt cannot be combined with points or a box on the same frame")
+        raise RecipeError(f.path("mask"), "a mask prompt cannot be combined with points or a box on the same frame")
     if not (points or prompt.box or prompt.mask):
-        raise RecipeError(where, "needs points, a box or a mask")
+        raise RecipeError(where or "points", "needs points, a box or a mask")
     return prompt
 
 
@@ -314,25 +318,28 @@ def _colour_triplet(value: Any, where: str) -> tuple[float, float, float]:
     return (r, g, b)
 
 
-def _object(data: Any, where: str) -> Object:
+def _object(data: Any, where: str, *, with_prompts: bool = True) -> Object:
+    """An object; without `with_prompts`, only its id, name and colour (the protocol's `object`)."""
     f = _Fields(data, where)
     obj_id = f.get("id", _int)
     if obj_id < 0:
-        raise RecipeError(f"{where}.id", "must be 0 or more")
+        raise RecipeError(f.path("id"), "must be 0 or more")
     name = f.get("name", _str)
     if not _NAME.match(name):
         raise RecipeError(
-            f"{where}.name",
+            f.path("name"),
             f"{name!r} cannot be an EXR layer name: use a letter then letters, digits or '_' (at most 63)",
         )
-    raw_prompts = f.get("prompts", _list)
-    if not raw_prompts:
-        raise RecipeError(f"{where}.prompts", "needs at least one prompt")
-    prompts = tuple(_prompt(p, f"{where}.prompts[{i}]") for i, p in enumerate(raw_prompts))
-    frames = [p.frame for p in prompts]
-    duplicate = next((fr for fr in frames if frames.count(fr) > 1), None)
-    if duplicate is not None:
-        raise RecipeError(f"{where}.prompts", f"frame {duplicate} appears twice: put all its clicks in one prompt")
+    prompts: tuple[Prompt, ...] = ()
+    if with_prompts:
+        raw_prompts = f.get("prompts", _list)
+        if not raw_prompts:
+            raise RecipeError(f.path("prompts"), "needs at least one prompt")
+        prompts = tuple(_prompt(p, f"{f.path('prompts')}[{i}]") for i, p in enumerate(raw_prompts))
+        frames = [p.frame for p in prompts]
+        duplicate = next((fr for fr in frames if frames.count(fr) > 1), None)
+        if duplicate is not None:
+            raise RecipeError(f.path("prompts"), f"frame {duplicate} appears twice: put all its clicks in one prompt")
     obj = Object(id=obj_id, name=name, prompts=prompts, colour=f.get("colour", _colour_triplet, None))
     f.done()
     return obj
@@ -357,6 +364,25 @@ def _output(data: Any, where: str) -> Output:
     if not out.path.lower().endswith(".exr"):
         raise RecipeError(f"{where}.path", "mattes are OpenEXR: the path must end in .exr")
     return out
+
+
+#: Parsers of the recipe parts that protocol requests carry on their own (`open`, `prompt`).
+_PARTS: Mapping[str, Callable[[Any, str], Any]] = {
+    "plate": _plate,
+    "colour": _colour,
+    "model": _model,
+    "output": _output,
+    "prompt": _prompt,
+    "object": lambda data, where: _object(data, where, with_prompts=False),
+}
+
+
+def parse_part(kind: str, data: Any, where: str) -> Any:
+    """Validate one part: plate, colour, model, output, prompt, or an object without prompts.
+
+    Errors name fields under `where` ("" for fields at the top of a message).
+    """
+    return _PARTS[kind](data, where)
 
 
 def parse(data: Any, base_dir: str = ".") -> Recipe:
@@ -452,30 +478,32 @@ def save(recipe: Recipe, path: str | os.PathLike[str]) -> None:
 
 
 def check_against_plate(recipe: Recipe, width: int, height: int, frames: Sequence[int]) -> None:
-    """Checks that need the plate: prompt frames inside the plate, points inside the image.
+    """Checks that need the plate: prompt frames inside the plate, points inside the image."""
+    available = set(frames)
+    for i, obj in enumerate(recipe.objects):
+        for j, prompt in enumerate(obj.prompts):
+            check_prompt(prompt, f"objects[{i}].prompts[{j}]", width, height, available, recipe.plate.frames)
+    start = recipe.propagate.start
+    if start is not None and start not in available:
+        raise RecipeError("propagate.start", f"frame {start} is not in the plate's frames {recipe.plate.frames}")
+
+
+def check_prompt(
+    prompt: Prompt, where: str, width: int, height: int, frames: Collection[int], frames_text: str
+) -> None:
+    """One prompt against its plate (`frames`, described as `frames_text` in errors).
 
     Coordinates are display-window pixels; the far edges (x == width) are allowed because
     a click lands on a pixel's edge as often as on its centre.
     """
-    available = set(frames)
-    for i, obj in enumerate(recipe.objects):
-        for j, prompt in enumerate(obj.prompts):
-            where = f"objects[{i}].prompts[{j}]"
-            if prompt.frame not in available:
-                raise RecipeError(
-                    f"{where}.frame",
-                    f"frame {prompt.frame} is not in the plate's frames {recipe.plate.frames}",
-                )
-            for k, (x, y) in enumerate(prompt.points):
-                if not (0 <= x <= width and 0 <= y <= height):
-                    raise RecipeError(
-                        f"{where}.points[{k}]",
-                        f"({x:g}, {y:g}) is outside the {width}x{height} image (origin top-left)",
-                    )
-            if prompt.box is not None:
-                x0, y0, x1, y1 = prompt.box
-                if not (0 <= x0 <= width and 0 <= x1 <= width and 0 <= y0 <= height and 0 <= y1 <= height):
-                    raise RecipeError(f"{where}.box", f"{list(prompt.box)} is outside the {width}x{height} image")
-    start = recipe.propagate.start
-    if start is not None and start not in available:
-        raise RecipeError("propagate.start", f"frame {start} is not in the plate's frames {recipe.plate.frames}")
+    if prompt.frame not in frames:
+        raise RecipeError(_join(where, "frame"), f"frame {prompt.frame} is not in the plate's frames {frames_text}")
+    for k, (x, y) in enumerate(prompt.points):
+        if not (0 <= x <= width and 0 <= y <= height):
+            raise RecipeError(
+                f"{_join(where, 'points')}[{k}]", f"({x:g}, {y:g}) is outside the {width}x{height} image (origin top-left)"
+            )
+    if prompt.box is not None:
+        x0, y0, x1, y1 = prompt.box
+        if not (0 <= x0 <= width and 0 <= x1 <= width and 0 <= y0 <= height and 0 <= y1 <= height):
+            raise RecipeError(_join(where, "box"), f"{list(prompt.box)} is outside the {width}x{height} image")

@@ -58,6 +58,7 @@ GOOD = {"v": [1, 0], "id": "c-1", "type": "preview", "session": "s1", "frame": 1
         ([b"\xff\xfe"], "bad_message", "UTF-8 JSON", None),
         ([b"[1, 2]"], "bad_message", "JSON object", None),
         ([b"{not json"], "bad_message", "JSON", None),
+        ([b"[" * 100_000], "bad_message", "JSON", None),  # nested too deeply for the decoder
         (_frames({**GOOD, "id": ""}), "bad_message", "id:", None),
         (_frames({**GOOD, "id": "x" * 65}), "bad_message", "id:", None),
         (_frames({**GOOD, "v": "1"}), "bad_message", "v:", "c-1"),

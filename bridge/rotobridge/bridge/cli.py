@@ -1,21 +1,27 @@
-"""`rotobridge`: the command line pipeline TDs and farm jobs run.
+"""`rotobridge`: the command line pipeline TDs and farm jobs run, and the bridge's own.
 
 Exit status: 0 only when every requested frame was written; otherwise the error's own
-code (see `rotobridge.errors`), 1 for an incomplete render, 130 when interrupted.
+code (see `rotobridge.errors`), 1 for an incomplete render or an unreachable bridge,
+130 when interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
+import signal
 import sys
 import threading
-from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
+from rotobridge import protocol
 from rotobridge import recipe as recipes
-from rotobridge.errors import CancelledError, RotobridgeError
+from rotobridge.errors import CancelledError, ConfigError, RotobridgeError
 from rotobridge.version import __version__
+
+from . import logs
 
 log = logging.getLogger("rotobridge")
 
@@ -82,10 +88,93 @@ def _checkpoint_random(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from . import config as configs
+    from . import model as models
+    from .server import Server
+
+    config = configs.load(
+        {
+            "address": args.address,
+            "roots": args.root,
+            "model": args.model,
+            "model_config": args.config_file,
+            "checkpoint": args.checkpoint,
+            "overrides": args.override,
+            "device": args.device,
+            "session_timeout": args.session_timeout,
+            "curve_secret": args.curve_secret,
+            "curve_authorized": args.curve_authorized,
+        },
+        file=args.config,
+    )
+    loaded = models.from_recipe(config.model_section(), os.path.abspath, config.device)
+    server = Server(config, loaded)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: server.stop())
+    server.serve_forever()
+    log.info("bridge stopped")
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from .security import write_keys
+
+    public, secret = write_keys(args.dir, args.name)
+    print(f"public key (hand out: a client's goes in the bridge's curve_authorized folder): {public}")
+    print(f"secret key (keep private: curve_secret of a bridge, --client-key of a client): {secret}")
+    return 0
+
+
+def _ask_status(address: str, timeout: float, server_key: str | None, client_key: str | None) -> dict[str, Any]:
+    """One `status` round trip through the host client (its errors say why a bridge did not answer)."""
+    from rotobridge.client import Client, load_keys, load_public_key
+
+    curve: dict[str, str] = {}
+    if server_key and client_key:
+        try:
+            public, secret = load_keys(client_key, client_key)  # a .key_secret file holds both halves
+            curve = {"server_key": load_public_key(server_key), "client_public": public, "client_secret": secret}
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"--server-key/--client-key: {exc}") from None
+    with Client(address, timeout=timeout, name="rotobridge status", **curve) as client:
+        return client.status()
+
+
+def _gib(n: int) -> str:
+    return f"{n / (1 << 30):.2f} GiB"
+
+
+def _status(args: argparse.Namespace) -> int:
+    if (args.server_key is None) != (args.client_key is None):
+        raise ConfigError("--server-key and --client-key go together: a CURVE bridge needs both")
+    status = _ask_status(args.address, args.timeout, args.server_key, args.client_key)
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    queue, memory, sessions = status["queue"], status["memory"], status["sessions"]
+    cuda = memory.get("cuda")
+    print(
+        f"bridge at {args.address}: device {status['device']}; {queue['requests']} request(s) waiting, "
+        f"{queue['jobs']} propagation(s) running"
+    )
+    print(
+        f"memory: {_gib(memory['rss_bytes'])} resident"
+        + (f"; CUDA {_gib(cuda['allocated_bytes'])} allocated, {_gib(cuda['reserved_bytes'])} reserved" if cuda else "")
+    )
+    print(f"{len(sessions)} session(s)" + (":" if sessions else ""))
+    for s in sessions:
+        job = s["job"]
+        running = f"job {job['id']} {job['done']}/{job['total']}" if job else "no job"
+        print(f"  {s['session']}  idle {s['idle_s']:.0f} s  {s['objects']} object(s)  {running}  {s['plate']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rotobridge", description="SAM 2 mattes for compositing.")
     parser.add_argument("--version", action="version", version=f"rotobridge {__version__}")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--log-format", default="human", choices=logs.FORMATS, help="json: one JSON object per line")
     sub = parser.add_subparsers(dest="command", required=True)
 
     render = sub.add_parser("render", help="render a recipe's mattes")
@@ -106,12 +195,41 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--config", help="sam2 config, e.g. configs/sam2.1/sam2.1_hiera_t.yaml")
     rnd.add_argument("--seed", type=int, default=0)
     rnd.set_defaults(run=_checkpoint_random)
+
+    serve = sub.add_parser("serve", help="run the bridge hosts connect to (docs/bridge.md)")
+    serve.add_argument("--config", metavar="FILE", help="TOML configuration (default: $ROTOBRIDGE_CONFIG, else "
+                       "~/.config/rotobridge/bridge.toml if present)")
+    serve.add_argument("--address", help=f"where to listen (default {protocol.DEFAULT_ADDRESS})")
+    serve.add_argument("--root", action="append", metavar="DIR", help="folder plates and mattes may be in (repeatable; default: home)")
+    which = serve.add_mutually_exclusive_group()
+    which.add_argument("--model", metavar="NAME", help="registry model to serve")
+    which.add_argument("--config-file", metavar="CFG", help="sam2 config of --checkpoint, e.g. configs/sam2.1/sam2.1_hiera_t.yaml")
+    serve.add_argument("--checkpoint", metavar="PT", help="checkpoint file")
+    serve.add_argument("--override", action="append", metavar="KEY=VALUE", help="sam2 config override, e.g. ++model.image_size=512")
+    serve.add_argument("--device", choices=["auto", "cuda", "mps", "cpu"])
+    serve.add_argument("--session-timeout", type=float, metavar="S", help="close sessions idle this many seconds (default 1800)")
+    serve.add_argument("--curve-secret", metavar="FILE", help="the bridge's NAME.key_secret: enables CURVE")
+    serve.add_argument("--curve-authorized", metavar="DIR", help="folder of the public keys of the clients let in")
+    serve.set_defaults(run=_serve)
+
+    keys = sub.add_parser("keys", help="write a CURVE key pair: NAME.key (public) and NAME.key_secret")
+    keys.add_argument("dir", help="folder to write the pair to")
+    keys.add_argument("--name", required=True, help="e.g. bridge, or the artist's or host's name")
+    keys.set_defaults(run=_keys)
+
+    status = sub.add_parser("status", help="ask a running bridge for its sessions, queue and memory")
+    status.add_argument("--address", default=protocol.DEFAULT_ADDRESS)
+    status.add_argument("--server-key", metavar="FILE", help="the bridge's public key (CURVE)")
+    status.add_argument("--client-key", metavar="FILE", help="this client's NAME.key_secret (CURVE)")
+    status.add_argument("--timeout", type=float, default=5.0, metavar="S")
+    status.add_argument("--json", action="store_true", help="print the reply as JSON")
+    status.set_defaults(run=_status)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logs.configure(args.log_level, args.log_format)
     try:
         return int(args.run(args))
     except RotobridgeError as exc:

@@ -225,6 +225,16 @@ class Engine:
         } | {t for out in self.state["temp_output_dict_per_obj"].values() for t in out["cond_frame_outputs"]}
         return sorted(self.frames[i] for i in idxs)
 
+    def logits_at(self, frame: int) -> FrameResult:
+        """Every object's logits sam2 holds for a prompted frame: what `add_points` returned there.
+
+        sam2's own consolidation (the one behind `add_new_points_or_box`'s output), so a
+        preview asked for later equals the one a click returned; absent objects are -1024.
+        """
+        with self.model.compute():
+            out = self.predictor._consolidate_temp_output_across_obj(self.state, self.index(frame), is_cond=True)
+        return FrameResult(frame, self.obj_ids, out["pred_masks"].float())
+
     # --- propagation ---------------------------------------------------------------
 
     def propagate(

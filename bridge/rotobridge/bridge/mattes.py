@@ -81,6 +81,16 @@ def _write_exr(path: str, spec: oiio.ImageSpec, pixels: np.ndarray) -> None:
         raise OutputError(out.geterror() or "OpenImageIO could not write the file")
 
 
+def matte_sequence(pattern: str) -> fileseq.FileSequence:
+    """The file sequence a matte path names; OutputError unless it is EXR with a frame placeholder."""
+    if not pattern.lower().endswith(".exr"):
+        raise OutputError(f"matte path must end in .exr: {pattern}")
+    sequence = fileseq.FileSequence(pattern, pad_style=fileseq.PAD_STYLE_HASH1)
+    if not sequence.padding():
+        raise OutputError(f"matte path has no frame number placeholder (####, %04d, @ or $F4): {pattern}")
+    return sequence
+
+
 class MatteWriter:
     """Writes one shot's mattes, one EXR per plate frame; safe to call from several threads."""
 
@@ -97,13 +107,7 @@ class MatteWriter:
         data_colourspace: str = "Raw",
         metadata: Mapping[str, str] | None = None,
     ) -> None:
-        if not pattern.lower().endswith(".exr"):
-            raise OutputError(f"matte path must end in .exr: {pattern}")
-        self._sequence = fileseq.FileSequence(pattern, pad_style=fileseq.PAD_STYLE_HASH1)
-        if not self._sequence.padding():
-            raise OutputError(
-                f"matte path has no frame number placeholder (####, %04d, @ or $F4): {pattern}"
-            )
+        self._sequence = matte_sequence(pattern)
         if compression not in LOSSLESS_COMPRESSIONS:
             raise OutputError(
                 f"EXR compression {compression!r} is not allowed: mattes need lossless "

@@ -3,7 +3,8 @@
 Everything that can be checked is checked before the model loads or a file is written
 (recipe, plate frames, colourspaces, prompts inside the image, existing mattes), so a bad
 job fails in seconds and leaves nothing behind. Matte upsampling and EXR writing run in
-worker threads, overlapping the model's work on the next frame.
+worker threads, overlapping the model's work on the next frame. `write_mattes` is that
+loop, shared with the bridge server, which steps it one frame at a time.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Generator, Sequence
 
 import fileseq
 import numpy as np
@@ -22,14 +23,14 @@ import OpenImageIO as oiio
 import torch
 
 from rotobridge import recipe as recipes
-from rotobridge.errors import RecipeError
+from rotobridge.errors import CancelledError, RecipeError
 from rotobridge.version import __version__
 
 from . import model as models
 from .colour import ColourPipeline
 from .engine import Engine
 from .mattes import MatteWriter
-from .plate import Plate, open_plate
+from .plate import Plate, PlateInfo, open_plate
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,104 @@ def passes(recipe: recipes.Recipe, frames: Sequence[int]) -> list[tuple[int, int
     return out
 
 
+def matte_writer(
+    recipe: recipes.Recipe, info: PlateInfo, colour: ColourPipeline, loaded: models.LoadedModel, *, overwrite: bool
+) -> MatteWriter:
+    """The writer of a recipe's mattes, with the metadata that says how they were made."""
+    return MatteWriter(
+        recipe.resolve(recipe.output.path),
+        info.display,
+        info.data,
+        [(o.id, o.name) for o in recipe.objects],
+        compression=recipe.output.compression,
+        binary=recipe.output.binary,
+        overwrite=overwrite or recipe.output.overwrite,
+        data_colourspace=colour.data_colourspace,
+        metadata={
+            "rotobridge:version": __version__,
+            "rotobridge:model": loaded.name,
+            "rotobridge:config": loaded.config,
+            "rotobridge:checkpoint_sha256": loaded.sha256,
+            "rotobridge:untrained": "true" if loaded.untrained else "false",
+            "rotobridge:recipe_sha256": recipe.sha256(),
+            "rotobridge:plate": info.path,
+            "rotobridge:plate_colourspace": colour.colourspace,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class Written:
+    """A matte file on disk under its final name."""
+
+    frame: int
+    path: str
+    #: False when no propagation pass reached the frame: its mattes are empty
+    tracked: bool
+
+
+def write_mattes(
+    engine: Engine,
+    writer: MatteWriter,
+    objects: Sequence[int],
+    passes: Sequence[tuple[int, int]],
+    frames: Sequence[int],
+    *,
+    cancel: threading.Event | None = None,
+) -> Generator[list[Written], None, None]:
+    """Propagate `passes` and write each of `frames` once, upsampling and writing in the background.
+
+    A generator so that a caller can interleave other model work between frames: each step
+    runs at most one frame of propagation, then yields the writes finished since the last
+    step, oldest first (often none). Frames no pass reaches get empty mattes at the end.
+    `objects` are engine object ids in the writer's channel order. At most
+    MAX_PENDING_WRITES frames wait to be written, which bounds memory at 4K. On
+    cancellation the writes under way finish (each is atomic) and are yielded before
+    CancelledError propagates.
+    """
+    wanted = set(frames)
+    done: set[int] = set()
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rotobridge-write")
+    pending: deque[tuple[int, bool, Future[str]]] = deque()
+
+    def finished(limit: int) -> list[Written]:
+        """Finished writes, oldest first, after waiting until at most `limit` are pending."""
+        out = []
+        while pending and (len(pending) > limit or pending[0][2].done()):
+            frame, tracked, future = pending.popleft()
+            out.append(Written(frame, future.result(), tracked))
+        return out
+
+    def submit(frame: int, logits: torch.Tensor | None) -> list[Written]:
+        ready = finished(MAX_PENDING_WRITES - 1)
+        pending.append((frame, logits is not None, pool.submit(writer.write, frame, logits)))
+        return ready
+
+    try:
+        for start, end in passes:
+            for out in engine.propagate(start, end, cancel=cancel):
+                ready = []
+                if out.frame in wanted and out.frame not in done:
+                    done.add(out.frame)
+                    rows = [out.obj_ids.index(oid) for oid in objects]
+                    ready = submit(out.frame, out.logits[rows].detach().to("cpu", torch.float32))
+                yield ready + finished(MAX_PENDING_WRITES)
+        for frame in frames:
+            if frame not in done:
+                yield submit(frame, None)
+        yield finished(0)
+    except CancelledError:
+        for _, _, future in pending:
+            future.cancel()
+        yield [Written(frame, future.result(), tracked) for frame, tracked, future in pending if not future.cancelled()]
+        pending.clear()
+        raise
+    finally:  # writes under way finish (each is atomic); those not started are dropped
+        for _, _, future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)
+
+
 def run(
     job: Job,
     loaded: models.LoadedModel,
@@ -146,47 +245,13 @@ def run(
     cancel: threading.Event | None = None,
 ) -> RenderResult:
     recipe = job.recipe
-    info = job.plate.info
-    objects = [(o.id, o.name) for o in recipe.objects]
-    writer = MatteWriter(
-        recipe.resolve(recipe.output.path),
-        info.display,
-        info.data,
-        objects,
-        compression=recipe.output.compression,
-        binary=recipe.output.binary,
-        overwrite=overwrite or recipe.output.overwrite,
-        data_colourspace=job.colour.data_colourspace,
-        metadata={
-            "rotobridge:version": __version__,
-            "rotobridge:model": loaded.name,
-            "rotobridge:config": loaded.config,
-            "rotobridge:checkpoint_sha256": loaded.sha256,
-            "rotobridge:untrained": "true" if loaded.untrained else "false",
-            "rotobridge:recipe_sha256": recipe.sha256(),
-            "rotobridge:plate": info.path,
-            "rotobridge:plate_colourspace": job.colour.colourspace,
-        },
-    )
+    writer = matte_writer(recipe, job.plate.info, job.colour, loaded, overwrite=overwrite)
     writer.check(job.frames)
     result = RenderResult(requested=list(job.frames))
-    wanted = set(job.frames)
     started = time.monotonic()
     engine = Engine(loaded, job.plate, job.colour)
-    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rotobridge-write")
-    pending: deque[tuple[int, Future[str]]] = deque()
-
-    def finish_oldest() -> None:
-        frame, future = pending.popleft()
-        result.written[frame] = future.result()
-        if progress:
-            progress(frame, result.written[frame])
-
-    def submit(frame: int, logits: torch.Tensor | None) -> None:
-        while len(pending) >= MAX_PENDING_WRITES:
-            finish_oldest()
-        pending.append((frame, pool.submit(writer.write, frame, logits)))
-
+    objects = [o.id for o in recipe.objects]
+    steps = write_mattes(engine, writer, objects, passes(recipe, job.frames), job.frames, cancel=cancel)
     try:
         for obj in recipe.objects:
             for prompt in obj.prompts:
@@ -194,34 +259,24 @@ def run(
                     engine.add_mask(prompt.frame, obj.id, job.masks[(obj.id, prompt.frame)])
                 else:
                     engine.add_points(prompt.frame, obj.id, prompt.points, prompt.labels, prompt.box)
-        order = [oid for oid, _ in objects]
-        done: set[int] = set()
-        for start, end in passes(recipe, job.frames):
-            for out in engine.propagate(start, end, cancel=cancel):
-                if out.frame in wanted and out.frame not in done:
-                    rows = [out.obj_ids.index(oid) for oid in order]
-                    submit(out.frame, out.logits[rows].detach().to("cpu", torch.float32))
-                    done.add(out.frame)
-        result.untracked = [f for f in job.frames if f not in done]
-        if result.untracked:
-            log.warning(
-                "%d frame(s) are not reached by %s propagation from the prompts (e.g. %d); "
-                "their mattes are empty",
-                len(result.untracked),
-                recipe.propagate.direction,
-                result.untracked[0],
-            )
-        for frame in result.untracked:
-            submit(frame, None)
-        while pending:
-            finish_oldest()
+        for batch in steps:
+            for written in batch:
+                result.written[written.frame] = written.path
+                if not written.tracked:
+                    result.untracked.append(written.frame)
+                if progress:
+                    progress(written.frame, written.path)
     finally:
-        # Let writes already under way finish (each is atomic), drop the ones not started.
-        for _, future in pending:
-            future.cancel()
-        pool.shutdown(wait=True)
+        steps.close()  # writes under way finish before the engine goes
         engine.close()
         result.seconds = time.monotonic() - started
+    if result.untracked:
+        log.warning(
+            "%d frame(s) are not reached by %s propagation from the prompts (e.g. %d); their mattes are empty",
+            len(result.untracked),
+            recipe.propagate.direction,
+            result.untracked[0],
+        )
     return result
 
 
