@@ -1,0 +1,100 @@
+"""The RotoBridge node: a Group with a plate input, its knobs, and the matte Read inside.
+
+The knobs are the node's whole state, so a saved .nk keeps it: the bridge address and
+keys, the matte path, and the prompt model (a hidden knob; the draggable point and box
+knobs mirror it). Inside, a Read of the EXR mattes (raw: they are data) feeds a Copy that
+puts the first object into rgba.alpha; every object is also its own `<object>.alpha`
+layer, as the bridge names the channels. Rendering the node needs only that Read, so
+`nuke -x` farm renders need neither the bridge nor this plugin.
+
+Buttons and knob changes call `rotobridge_nuke.adapter`; the knobChanged script imports
+it only if it can, so the node still loads where the plugin is missing.
+"""
+
+from __future__ import annotations
+
+import nuke
+
+from rotobridge.protocol import DEFAULT_ADDRESS
+
+BRIDGE, SERVER_KEY, CLIENT_KEY, STATUS, OUTPUT, OBJECT = "bridge", "server_key", "client_key", "status", "output", "object"
+FIRST, LAST, OVERWRITE, PROMPTS = "first", "last", "overwrite", "rb_prompts"
+CONNECT, ADD_OBJECT, REMOVE_OBJECT = "connect", "add_object", "remove_object"
+ADD_POSITIVE, ADD_NEGATIVE, ADD_BOX, CLEAR_FRAME, PREVIEW = "add_positive", "add_negative", "add_box", "clear_frame", "preview"
+FORWARD, BACKWARD, BOTH, CANCEL, EXPORT = "forward", "backward", "both", "cancel", "export"
+#: Knobs that mirror the prompt model: rb_pt_<object>_<frame>_<index>, rb_box_<object>_<frame>.
+POINT, BOX = "rb_pt_", "rb_box_"
+#: Nodes inside the group.
+MATTES, FIRST_OBJECT = "mattes", "first_object"
+
+_PRESS = "import rotobridge_nuke.adapter\nrotobridge_nuke.adapter.press()"
+_CHANGED = """try:
+    import rotobridge_nuke.adapter as rotobridge_adapter
+except ImportError:
+    rotobridge_adapter = None
+if rotobridge_adapter is not None:
+    rotobridge_adapter.knob_changed()
+"""
+
+_BUTTONS = {
+    CONNECT: "Connect",
+    ADD_OBJECT: "Add object",
+    REMOVE_OBJECT: "Remove object",
+    ADD_POSITIVE: "+ point",
+    ADD_NEGATIVE: "- point",
+    ADD_BOX: "Box",
+    CLEAR_FRAME: "Clear frame",
+    PREVIEW: "Preview",
+    FORWARD: "Track forward",
+    BACKWARD: "Track backward",
+    BOTH: "Track both ways",
+    CANCEL: "Cancel",
+    EXPORT: "Export recipe",
+}
+
+
+def _button(name: str) -> nuke.PyScript_Knob:
+    return nuke.PyScript_Knob(name, _BUTTONS[name], _PRESS)
+
+
+def create() -> nuke.Group:
+    """A RotoBridge node, its input on the selected node (the plate's Read)."""
+    selected = nuke.selectedNodes()
+    group = nuke.nodes.Group()
+    group.setName("RotoBridge1", uncollide=True)
+    with group:
+        nuke.nodes.Input(name="plate")
+        read = nuke.nodes.Read(name=MATTES)
+        read["raw"].setValue(True)
+        copy = nuke.nodes.Copy(name=FIRST_OBJECT)
+        copy.setInput(0, read)
+        copy.setInput(1, read)
+        copy["to0"].setValue("rgba.alpha")
+        nuke.nodes.Output().setInput(0, copy)
+    prompts = nuke.Multiline_Eval_String_Knob(PROMPTS, "prompts")
+    prompts.setFlag(nuke.INVISIBLE)
+    for knob in (
+        nuke.Tab_Knob("rotobridge", "RotoBridge"),
+        nuke.String_Knob(BRIDGE, "bridge", DEFAULT_ADDRESS),
+        nuke.File_Knob(SERVER_KEY, "bridge key"),
+        nuke.File_Knob(CLIENT_KEY, "your key"),
+        _button(CONNECT),
+        nuke.Text_Knob(STATUS, "status", "disconnected"),
+        nuke.File_Knob(OUTPUT, "mattes"),
+        nuke.Enumeration_Knob(OBJECT, "object", []),
+        *(_button(b) for b in (ADD_OBJECT, REMOVE_OBJECT, ADD_POSITIVE, ADD_NEGATIVE, ADD_BOX, CLEAR_FRAME, PREVIEW)),
+        nuke.Int_Knob(FIRST, "frame range"),
+        nuke.Int_Knob(LAST, "to"),
+        nuke.Boolean_Knob(OVERWRITE, "replace existing mattes"),
+        *(_button(b) for b in (FORWARD, BACKWARD, BOTH, CANCEL, EXPORT)),
+        prompts,
+        nuke.Tab_Knob("rb_points", "Points"),  # point and box knobs are added after it
+    ):
+        group.addKnob(knob)
+    group["knobChanged"].setValue(_CHANGED)
+    if selected:
+        group.setInput(0, selected[0])
+        if selected[0].Class() == "Read":
+            group[FIRST].setValue(int(selected[0]["first"].value()))
+            group[LAST].setValue(int(selected[0]["last"].value()))
+    return group

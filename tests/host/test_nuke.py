@@ -1,0 +1,377 @@
+"""The Nuke layer (plugin/nuke) against the `nuke` test double (nuke_double.py).
+
+Runs the shared host suite through `NukeHarness`, then what only Nuke has: the node's
+inside, plate and colour discovery, proxy and overscan, knob mirroring, init.py and
+menu.py, and the installer. Subprocess checks run with `python -S` (no site packages, so
+no .pth puts plugin/ on the path) and with pyzmq and PySide blocked.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from rotobridge.coords import NukeSpace
+from rotobridge.prompts import PromptModel
+
+from . import nuke_double
+from .fake_client import FakeClients
+from .host_suite import FRAMES, MATTES, PLATE, PLATE_PATH
+
+ROOT = Path(__file__).resolve().parents[2]
+NUKE_FOLDER = ROOT / "plugin" / "nuke"
+sys.modules.setdefault("nuke", nuke_double)
+sys.path.insert(0, str(NUKE_FOLDER))
+
+import nuke  # noqa: E402  (the double, installed above)
+
+from rotobridge_nuke import adapter, node  # noqa: E402
+
+from .host_suite import *  # noqa: E402,F401,F403  (the shared suite runs against this adapter)
+
+
+class NukeHarness:
+    """The host suite's gestures done the Nuke way, on the double."""
+
+    def __init__(self, group: Any, fake: FakeClients) -> None:
+        self.node, self.fake = group, fake
+        self.main_thread = threading.get_ident()
+        self._previews: list[tuple[int, int]] = []
+        adapter.CLIENT_FACTORY = fake
+        adapter.listen(self._hear)
+
+    @classmethod
+    def new_scene(cls, script: Path) -> NukeHarness:
+        nuke_double.double_reset()
+        nuke.root()["name"].setValue(str(script))
+        read = nuke.nodes.Read(file=PLATE_PATH, first=FRAMES[0], last=FRAMES[1], colorspace="ACEScg")
+        read["format"].setValue(nuke.Format(*PLATE))
+        nuke_double.double_select(read)
+        group = node.create()
+        group[node.OUTPUT].setValue(MATTES)
+        return cls(group, FakeClients(*PLATE, FRAMES))
+
+    def _hear(self, name: str, event: str, payload: Any) -> None:
+        if event == "preview" and name == self.node.fullName():
+            self._previews.append((threading.get_ident(), payload.frame))
+
+    def press(self, button: str) -> None:
+        nuke_double.double_press(self.node[button])
+
+    def connect(self, wait: bool = True) -> None:
+        self.press(node.CONNECT)
+        if wait:
+            self.pump(lambda: self.node[node.STATUS].value() == "session open")
+
+    def add_object(self, name: str) -> int:
+        nuke_double.double_answer(name)
+        self.press(node.ADD_OBJECT)
+        return PromptModel.loads(self.stored()).objects[-1].id
+
+    def click(self, object_id: int, frame: int, x: float, y: float, positive: bool = True) -> None:
+        """Press '+ point' or '- point' on the frame, then drag the new knob's handle to (x, y)."""
+        self.node[node.OBJECT].setValue(PromptModel.loads(self.stored()).object(object_id).name)
+        nuke.frame(frame)
+        before = set(self.node.knobs())
+        self.press(node.ADD_POSITIVE if positive else node.ADD_NEGATIVE)
+        (added,) = set(self.node.knobs()) - before
+        nuke_double.double_edit(self.node[added], list(NukeSpace(*PLATE).from_plate(x, y)))
+
+    def propagate(self, direction: str) -> None:
+        self.press(direction)
+
+    def request_cancel(self) -> None:
+        nuke_double.double_state("tasks")[-1].double_cancelled = True
+
+    def export(self, path: str) -> None:
+        nuke_double.double_answer(path)
+        self.press(node.EXPORT)
+
+    def pump(self, until: Callable[[], bool], timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not until():
+            if not nuke_double.double_run_main_thread():
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"timed out; Nuke showed: {self.errors()}")
+                time.sleep(0.002)
+
+    def stored(self) -> str:
+        return str(self.node[node.PROMPTS].value())
+
+    def reload(self) -> NukeHarness:
+        script = str(nuke.root()["name"].value())
+        nuke.scriptSaveAs(script)
+        nuke.scriptOpen(script)
+        adapter.unlisten(self._hear)
+        return NukeHarness(nuke.toNode(self.node.name()), FakeClients(*PLATE, FRAMES))
+
+    def errors(self) -> list[str]:
+        """The error dialogs (other messages, such as "Recipe written", are not errors)."""
+        return [m for m in nuke_double.double_state("messages") if m.startswith(f"RotoBridge {self.node.name()}: ")]
+
+    def previews(self) -> list[tuple[int, int]]:
+        return list(self._previews)
+
+    def progress(self) -> list[float]:
+        return [p / 100 for task in nuke_double.double_state("tasks") for p in task.double_progress]
+
+    def mattes_shown(self) -> tuple[str, int, int] | None:
+        read = nuke.toNode(f"{self.node.fullName()}.{node.MATTES}")
+        assert read is not None
+        if f"{read.fullName()}.reload" not in nuke_double.double_state("executed"):
+            return None
+        return (str(read["file"].value()), int(read["first"].value()), int(read["last"].value()))
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Iterator[NukeHarness]:
+    harness = NukeHarness.new_scene(tmp_path / "sh010.nk")
+    yield harness
+    adapter.release_all()
+    adapter._listeners.clear()
+
+
+# --- the node ------------------------------------------------------------------------
+
+
+def test_the_node_reads_its_mattes_as_data_with_the_first_object_in_alpha(host: NukeHarness) -> None:
+    host.connect()
+    host.add_object("car")
+    host.add_object("person")
+    read, copy = (nuke.toNode(f"{host.node.name()}.{name}") for name in (node.MATTES, node.FIRST_OBJECT))
+    assert read is not None and copy is not None
+    assert read["raw"].value() is True and copy.input(0) is read and copy.input(1) is read
+    assert (copy["from0"].value(), copy["to0"].value()) == ("car.alpha", "rgba.alpha")
+    assert "car" in nuke.layers() and host.node.input(0).Class() == "Read"
+    assert (host.node[node.FIRST].value(), host.node[node.LAST].value()) == FRAMES
+    assert [n.Class() for n in host.node.nodes()] == ["Input", "Read", "Copy", "Output"]
+
+
+def test_point_and_box_knobs_mirror_the_prompts(host: NukeHarness) -> None:
+    host.connect()
+    car = host.add_object("car")
+    host.click(car, 1001, 412.5, 220.25)
+    host.click(car, 1001, 10.0, 20.0, positive=False)
+    host.press(node.ADD_BOX)
+    knobs = {name: (k.label(), k.value()) for name, k in host.node.knobs().items() if name.startswith(("rb_pt_", "rb_box_"))}
+    assert knobs == {
+        "rb_pt_1_1001_0": ("car 1001 +1", [412.5, 637.75]),
+        "rb_pt_1_1001_1": ("car 1001 -2", [10.0, 838.0]),
+        "rb_box_1_1001": ("car 1001 box", [512.0, 214.5, 1536.0, 643.5]),  # x, y, r, t: Nuke's way up
+    }
+    nuke_double.double_edit(host.node["rb_box_1_1001"], [0.0, 0.0, 100.0, 50.0])
+    assert PromptModel.loads(host.stored()).prompt(car, 1001).box == (0.0, 808.0, 100.0, 858.0)
+    host.press(node.CLEAR_FRAME)
+    assert not [k for k in host.node.knobs() if k.startswith(("rb_pt_", "rb_box_"))]
+
+
+@pytest.mark.parametrize("scale", [0.5, 0.25])
+def test_proxy_mode_changes_no_knob_coordinates(host: NukeHarness, scale: float) -> None:
+    nuke.root()["proxy"].setValue(True)
+    nuke.root()["proxy_scale"].setValue(scale)
+    host.connect()
+    car = host.add_object("car")
+    host.click(car, 1002, 1000.25, 500.5)
+    assert PromptModel.loads(host.stored()).prompt(car, 1002).points == ((1000.25, 500.5),)
+    assert host.node["rb_pt_1_1002_0"].value() == [1000.25, 357.5]
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5])
+def test_a_point_dragged_into_the_overscan_is_refused_and_springs_back(host: NukeHarness, scale: float) -> None:
+    read = host.node.input(0)
+    read.double_data_window = (-64.0, -64.0, PLATE[0] + 64.0, PLATE[1] + 64.0)
+    nuke.root()["proxy"].setValue(scale != 1.0)
+    nuke.root()["proxy_scale"].setValue(scale)
+    host.connect()
+    car = host.add_object("car")
+    host.click(car, 1001, 100.0, 100.0)
+    nuke_double.double_edit(host.node["rb_pt_1_1001_0"], [2100.0, 10.0])
+    assert "Nuke position (2100, 10) is in the overscan, outside the 2048x858 image" in host.errors()[-1]
+    assert host.node["rb_pt_1_1001_0"].value() == [100.0, 758.0]
+    assert PromptModel.loads(host.stored()).prompt(car, 1001).points == ((100.0, 100.0),)
+
+
+PLATE_SETUPS: list[tuple[str, Callable[[Any], None], str]] = [
+    ("not a Read", lambda read: None, "connect the plate input straight to the plate's Read"),
+    ("retimed", lambda read: read["frame"].setValue("frame+10"), "retimes its file (frame 'frame+10')"),
+    ("no colorspace", lambda read: read["colorspace"].setValue("default"), "set the colorspace of the Read 'Read1'"),
+    ("Nuke colour", lambda read: nuke.root()["colorManagement"].setValue("Nuke"), "switch it to OCIO"),
+    ("inner config", lambda read: nuke.root()["OCIO_config"].setValue("aces_1.2"), "'aces_1.2' ships inside Nuke"),
+    ("custom, no path", lambda read: nuke.root()["OCIO_config"].setValue("custom"), "'custom' but has no path"),
+]
+
+
+@pytest.mark.parametrize(("what", "change", "words"), PLATE_SETUPS, ids=[s[0] for s in PLATE_SETUPS])
+def test_plate_setups_the_bridge_cannot_use_are_explained(
+    host: NukeHarness, what: str, change: Callable[[Any], None], words: str
+) -> None:
+    read = host.node.input(0)
+    change(read)
+    if what == "not a Read":
+        grade = nuke.nodes.Grade()
+        grade.setInput(0, read)
+        host.node.setInput(0, grade)
+    host.connect(wait=False)
+    host.pump(lambda: bool(host.errors()))
+    assert words in host.errors()[0] and "Setup" in host.errors()[0]
+
+
+COLOUR = [
+    ("fn-nuke_cg-config-v1.0.0_aces-v1.3_ocio-v2.1", "", "ACEScg", "ocio://cg-config-v1.0.0_aces-v1.3_ocio-v2.1", "ACEScg"),
+    ("custom", "/show/ocio/config.ocio", "default (ACEScg)", "/show/ocio/config.ocio", "ACEScg"),
+]
+
+
+@pytest.mark.parametrize(("config", "custom", "colorspace", "sent_config", "sent_space"), COLOUR)
+def test_colour_settings_reach_the_bridge(
+    host: NukeHarness, config: str, custom: str, colorspace: str, sent_config: str, sent_space: str
+) -> None:
+    nuke.root()["OCIO_config"].setValue(config)
+    nuke.root()["customOCIOConfigPath"].setValue(custom)
+    host.node.input(0)["colorspace"].setValue(colorspace)
+    host.connect()
+    (call,) = host.fake.last.called("open")
+    assert (call.args["colour"], call.args["plate"]["colourspace"]) == ({"config": sent_config}, sent_space)
+
+
+def test_mattes_default_next_to_the_script(host: NukeHarness, tmp_path: Path) -> None:
+    host.node[node.OUTPUT].setValue("")
+    host.connect()
+    assert host.fake.last.called("open")[0].args["output"]["path"] == str(tmp_path / "mattes" / "RotoBridge1" / "RotoBridge1.####.exr")
+    nuke.root()["name"].setValue("")
+    host.connect(wait=False)
+    host.pump(lambda: bool(host.errors()))
+    assert "save the script first" in host.errors()[0]
+
+
+def test_without_a_gui_errors_go_to_the_terminal(host: NukeHarness) -> None:
+    nuke_double.env["gui"] = False
+    host.press(node.PREVIEW)
+    host.propagate("both")
+    assert nuke_double.double_state("messages") == []
+    assert "cannot track now (disconnected)" in nuke_double.double_state("printed")[0]
+
+
+def test_reopening_a_script_makes_a_new_host_and_drops_the_old_session(host: NukeHarness) -> None:
+    host.connect()
+    old = host.fake.last
+    again = host.reload()
+    again.connect()
+    assert old.closed and again.fake.last is not old
+
+
+# --- init.py, menu.py, the installer ------------------------------------------------
+
+_BLOCKED = "sys.modules.update(dict.fromkeys(['zmq', 'PySide2', 'PySide6', 'numpy']))  # importing them fails"
+
+
+def run_in_bare_python(code: str) -> subprocess.CompletedProcess[str]:
+    """`code` in `python -S` with the nuke double as `nuke` and pyzmq, PySide and numpy blocked."""
+    prelude = f"""
+import sys
+{_BLOCKED}
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+import nuke_double
+sys.modules["nuke"] = nuke_double
+"""
+    return subprocess.run(
+        [sys.executable, "-S", "-c", prelude + textwrap.dedent(code)], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_init_py_sets_up_paths_only_and_needs_no_gui_pyzmq_or_qt() -> None:
+    result = run_in_bare_python(f"""
+        nuke_double.double_reset(gui=False)
+        nuke_double.pluginAddPath({str(NUKE_FOLDER)!r})
+        import rotobridge.recipe, rotobridge_nuke.node
+        loaded = sorted(m for m, mod in sys.modules.items() if mod and m.split(".")[0] in ("zmq", "PySide2", "PySide6", "rotobridge_nuke"))
+        print(loaded, nuke_double.double_state("menus"))
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['rotobridge_nuke', 'rotobridge_nuke.node'] {}"
+
+
+def test_a_farm_render_session_opens_the_script_without_the_bridge(host: NukeHarness, tmp_path: Path) -> None:
+    host.connect()
+    car = host.add_object("car")
+    host.click(car, 1001, 10.0, 10.0)
+    host.propagate("both")
+    host.pump(lambda: host.fake.last.job is not None)
+    host.fake.last.step(10)
+    host.fake.last.finish()
+    host.pump(lambda: host.mattes_shown() is not None)
+    script = tmp_path / "farm.nk"
+    nuke.scriptSaveAs(str(script))
+    result = run_in_bare_python(f"""
+        nuke_double.double_reset(gui=False)  # nuke -x farm.nk
+        nuke_double.pluginAddPath({str(NUKE_FOLDER)!r})
+        nuke_double.scriptOpen({str(script)!r})
+        read, copy = nuke_double.toNode("RotoBridge1.mattes"), nuke_double.toNode("RotoBridge1.first_object")
+        print(read["file"].value(), read["first"].value(), read["last"].value(), read["raw"].value(), copy["from0"].value())
+        print([m for m, mod in sys.modules.items() if mod and m.split(".")[0] in ("zmq", "rotobridge")])
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"{MATTES} 1001 1010 True car.alpha", "[]"]
+
+
+def test_menu_py_adds_the_node_the_panel_and_closes_sessions_with_the_script(host: NukeHarness) -> None:
+    sys.modules["nukescripts"] = nuke_double.nukescripts
+    sys.modules["nukescripts.panels"] = nuke_double.nukescripts_panels
+    nuke_double.nukescripts_panels.registered.clear()
+    exec(compile((NUKE_FOLDER / "menu.py").read_text(), "menu.py", "exec"), {"__name__": "__main__"})
+    command = nuke.menu("Nodes").double_commands["RotoBridge/RotoBridge"]
+    exec(command, {})
+    assert nuke.toNode("RotoBridge2") is not None
+    ((widget, title, panel_id),) = nuke_double.nukescripts_panels.registered
+    assert (widget, title, panel_id) == (
+        "__import__('rotobridge_nuke.panel', fromlist=['make_panel']).make_panel", "RotoBridge", "io.rotobridge.panel"
+    )
+    host.connect()
+    nuke.scriptClear()
+    host.pump(lambda: host.fake.last.closed)
+    assert host.fake.last.called("close")
+
+
+def install(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "install" / "install_nuke.py"), "--nuke-home", str(home / ".nuke"), *args],
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_installer_adds_the_plugin_path_once_and_nuke_then_finds_it(tmp_path: Path) -> None:
+    (tmp_path / ".nuke").mkdir()
+    (tmp_path / ".nuke" / "init.py").write_text("import nuke\nnuke.pluginAddPath('./gizmos')\n")
+    for _ in range(2):
+        result = install(tmp_path)
+        assert result.returncode == 0, result.stderr
+    text = (tmp_path / ".nuke" / "init.py").read_text()
+    assert text.startswith("import nuke\nnuke.pluginAddPath('./gizmos')\n")
+    assert text.count(f"nuke.pluginAddPath({str(NUKE_FOLDER)!r})") == 1
+    started = run_in_bare_python(f"""
+        nuke_double.double_reset(gui=True)
+        exec(open({str(tmp_path / '.nuke' / 'init.py')!r}).read(), {{"__name__": "__main__"}})
+        import rotobridge_nuke.node, rotobridge.prompts
+        print(rotobridge_nuke.node.__file__)
+    """)
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.strip() == str(NUKE_FOLDER / "rotobridge_nuke" / "node.py")
+
+
+def test_installer_prints_the_nuke_path_and_the_vendoring_command(tmp_path: Path) -> None:
+    printed = install(tmp_path, "--print")
+    assert printed.stdout.strip() == f"export NUKE_PATH={NUKE_FOLDER}${{NUKE_PATH:+:$NUKE_PATH}}"
+    assert not (tmp_path / ".nuke").exists()
+    vendor = install(tmp_path, "--print", "--vendor", "3.10")
+    pin = next(line for line in (ROOT / "install" / "requirements-host.txt").read_text().splitlines() if line.startswith("pyzmq"))
+    assert vendor.stdout.splitlines()[-1] == (
+        f"{sys.executable} -m pip install --upgrade --target {NUKE_FOLDER / 'lib' / 'py3.10'} "
+        f"--python-version 3.10 --only-binary=:all: {pin}"
+    )
