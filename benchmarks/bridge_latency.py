@@ -12,7 +12,11 @@ the client is a DEALER in this process speaking the raw protocol.
 2. Propagation: --frames frames forward from the click, mattes written, through the bridge
    (`propagate` request to `finished` event) against the same `render.write_mattes` loop in
    this process. Best of --runs each, interleaved; the slowdown is the cost of stepping one
-   frame at a time and sending progress events (goal < 2 %).
+   frame at a time and sending progress events (goal < 2 %). On a shared 2-core machine
+   run-to-run noise is a few %, so:
+3. Events alone: encoding one `progress` event and sending it from a ROUTER to a DEALER
+   over loopback TCP, timed over 20,000 events, as a share of one propagated frame's time —
+   the part of the slowdown the events themselves can cause, free of machine noise.
     .venv/bin/python benchmarks/bridge_latency.py [--clicks 20] [--frames 12] [--runs 2]
 """
 
@@ -85,6 +89,24 @@ def start_bridge(recipe: recipes.Recipe, work: Path) -> tuple[subprocess.Popen[b
     client = Client(address)
     client.call("hello", client="benchmark")
     return bridge, client
+
+
+def event_cost(count: int = 20000) -> float:
+    """Seconds per progress event from encoding on a ROUTER to arrival on a DEALER (loopback TCP)."""
+    context = zmq.Context.instance()
+    router, dealer = context.socket(zmq.ROUTER), context.socket(zmq.DEALER)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    dealer.connect(f"tcp://127.0.0.1:{port}")
+    dealer.send(b"hi")
+    identity, _ = router.recv_multipart()
+    started = time.perf_counter()
+    for i in range(count):
+        router.send_multipart([identity, *protocol.event("job-1", "progress", frame=1001 + i, path="/shots/sh010/m.1001.exr", done=i, total=count)])
+        dealer.recv_multipart()
+    elapsed = time.perf_counter() - started
+    router.close(0)
+    dealer.close(0)
+    return elapsed / count
 
 
 def open_fields(recipe: recipes.Recipe, output: Path) -> dict[str, Any]:
@@ -160,6 +182,11 @@ def main() -> None:
         print(
             f"propagation of {len(frames)} frames: in process {best_local:.2f} s, through the bridge {best_remote:.2f} s "
             f"(best of {args.runs}): slowdown {100 * (best_remote / best_local - 1):+.1f} % (goal < 2 %)"
+        )
+        per_event = event_cost()
+        print(
+            f"one progress event (encode + send + receive): {per_event * 1e6:.1f} us = "
+            f"{100 * per_event / (best_remote / len(frames)):.4f} % of a frame's {best_remote / len(frames):.2f} s (goal < 2 %)"
         )
     finally:
         bridge.terminate()
