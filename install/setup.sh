@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Set up rotobridge from this checkout: the bridge venv (.venv, pinned torch + sam2 +
-# OpenImageIO + OpenColorIO) and a host-side venv (.venv-host: stdlib + pyzmq + numpy only,
-# standing in for a host's own Python). Safe to rerun; it only adds what is missing.
+# OpenImageIO + OpenColorIO), a host-side venv (.venv-host: stdlib + pyzmq + numpy only,
+# standing in for a host's own Python) and Blender's (.venv-blender: bpy 4.5, which builds
+# and tests the Blender extension). Safe to rerun; it only adds what is missing.
 #   PYTHON=python3.11  interpreter to build the venvs from (default: python3.11, else python3)
 #   ROTOBRIDGE_SKIP_HOST=1  skip the host venv (a render-only farm node)
+#   ROTOBRIDGE_SKIP_BLENDER=1  skip .venv-blender (Blender 4.5 as bpy, ~1 GB, Python 3.11 only)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -47,5 +49,10 @@ if [ "${ROTOBRIDGE_SKIP_HOST:-0}" != 1 ]; then
     make_venv .venv-host
     .venv-host/bin/pip install -q --disable-pip-version-check -r install/requirements-host.txt -r install/requirements-dev.txt
     link_sources .venv-host "$root/plugin"
+fi
+if [ "${ROTOBRIDGE_SKIP_BLENDER:-0}" != 1 ]; then
+    echo "== Blender venv: .venv-blender (bpy 4.5)"
+    make_venv .venv-blender
+    .venv-blender/bin/pip install -q --disable-pip-version-check -r install/requirements-blender.txt
 fi
 echo "== rotobridge is set up: .venv/bin/rotobridge --help"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set everything up, then run every test suite, each in the interpreter it targets.
-# The host suite runs first in .venv-host (no torch, OIIO or OCIO); the bridge suite last,
+# The host suite runs first in .venv-host (no torch, OIIO or OCIO), then the Blender suite
+# in .venv-blender (real bpy 4.5; ROTOBRIDGE_SKIP_BLENDER=1 skips it), the bridge suite last,
 # so the run ends with pytest's summary line. Extra arguments go to the bridge pytest.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -8,5 +9,9 @@ cd "$root"
 bash install/setup.sh
 echo "== host tests (.venv-host)"
 .venv-host/bin/python -m pytest tests/host -q -p no:cacheprovider
+if [ "${ROTOBRIDGE_SKIP_BLENDER:-0}" != 1 ]; then
+    echo "== Blender tests (.venv-blender)"
+    .venv-blender/bin/python -m pytest tests/blender -q -p no:cacheprovider
+fi
 echo "== bridge tests (.venv)"
 .venv/bin/python -m pytest tests/bridge -q -p no:cacheprovider "$@"

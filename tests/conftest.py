@@ -7,9 +7,14 @@ which is what the equivalence tests compare. The model runs at a reduced image s
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
+
+#: tests/blender runs in .venv-blender, whose bpy is real Blender (install/test.sh); an
+#: interpreter without bpy (the bridge's, the host's) leaves that folder out.
+collect_ignore = [] if importlib.util.find_spec("bpy") else ["blender"]
 
 TINY_CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
 #: Reduced input size for speed (≈0.07 s per frame per object on 2 CPU cores).

@@ -1,0 +1,193 @@
+"""The extension as Blender installs it: the built zip, its vendored core, its pyzmq wheel,
+and what register/unregister set up and take down."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import tomllib
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import bpy
+import pytest
+
+from ..host.fake_client import FakeClients
+from .conftest import EXTENSION, MODULE, REPO, ROOT, USER, ZIP, ZMQ_BEFORE, adapter, load_clip, new_file, overlay, pump, write_plate
+
+MANIFEST = tomllib.loads((ROOT / "plugin" / "blender" / "blender_manifest.toml").read_text())
+
+
+def test_the_zip_holds_the_extension_the_core_and_the_wheels() -> None:
+    assert ZIP == ROOT / "dist" / f"rotobridge-{MANIFEST['version']}.zip"
+    names = set(zipfile.ZipFile(ZIP).namelist())
+    ours = {p.name for p in (ROOT / "plugin" / "blender").glob("*.py")}
+    core = {p.name for p in (ROOT / "plugin" / "rotobridge").glob("*.py")}
+    assert {"blender_manifest.toml", *ours} <= names
+    assert {f"_vendor/rotobridge/{name}" for name in core} <= names
+    assert {w.lstrip("./") for w in MANIFEST["wheels"]} <= names
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    assert (MANIFEST["blender_version_min"], MANIFEST["blender_version_max"]) == ("4.5.0", "5.0.0")
+    assert any("manylinux" in w and "x86_64" in w for w in MANIFEST["wheels"])
+    assert set(MANIFEST["permissions"]) == {"network", "files"}
+
+
+def test_blender_installed_the_zip_and_its_vendored_core_is_the_one_in_git() -> None:
+    installed = USER / "extensions" / REPO / "rotobridge"
+    assert Path(EXTENSION.__file__) == installed / "__init__.py"
+    assert MODULE in bpy.context.preferences.addons
+    for source in (ROOT / "plugin" / "rotobridge").glob("*.py"):
+        assert (installed / "_vendor" / "rotobridge" / source.name).read_bytes() == source.read_bytes()
+    import rotobridge.controller
+
+    assert Path(rotobridge.controller.__file__).is_relative_to(installed)  # the shared suite tests this copy
+
+
+def test_pyzmq_is_the_bundled_wheel() -> None:
+    assert ZMQ_BEFORE is None, f".venv-blender must not have its own pyzmq (found {ZMQ_BEFORE.origin})"
+    import zmq
+
+    site = USER / "extensions" / ".local" / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+    assert Path(zmq.__file__).is_relative_to(site) and zmq.pyzmq_version() == "27.3.0"
+    assert zmq.has("curve")
+
+
+def test_register_sets_up_the_timer_the_drawing_and_the_settings() -> None:
+    assert bpy.app.timers.is_registered(adapter.tick)
+    assert overlay._handle is not None
+    assert hasattr(bpy.types.MovieClip, "rotobridge") and hasattr(bpy.ops.rotobridge, "click_tool")
+
+
+def test_disabling_the_extension_stops_everything_it_started() -> None:
+    """In a fresh Blender (this one keeps the extension for the other tests)."""
+    code = f"""
+        import os, sys, threading, time
+        os.environ["BLENDER_USER_RESOURCES"] = {str(USER)!r}
+        import bpy, addon_utils
+        addon_utils.enable({MODULE!r}, default_set=True)
+        adapter = sys.modules[{MODULE + ".adapter"!r}]
+        overlay = sys.modules[{MODULE + ".overlay"!r}]
+        image = bpy.data.images.new("plate", 8, 8)
+        image.filepath_raw = os.path.join(bpy.app.tempdir, "plate.1001.png")
+        image.file_format = "PNG"
+        image.save()
+        clip = bpy.data.movieclips.load(image.filepath_raw)
+        bpy.context.scene.active_clip = clip
+        host = adapter.host_for(clip)
+        host.controller.connect("tcp://127.0.0.1:9")
+        time.sleep(0.3)
+        threads = sorted({{t.name.split("-")[1] for t in threading.enumerate() if t.name.startswith("rotobridge")}})
+        addon_utils.disable({MODULE!r}, default_set=True)
+        time.sleep(0.5)
+        left = [t.name for t in threading.enumerate() if t.name.startswith("rotobridge")]
+        print(threads, left, bpy.app.timers.is_registered(adapter.tick), overlay._handle, hasattr(bpy.types.MovieClip, "rotobridge"))
+    """
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "['client', 'controller'] [] False None False"
+
+
+@pytest.mark.parametrize(("display_aspect", "view", "clip"), [((1.0, 1.0), (10.0, 5.0), (10.0, 5.0)), ((2.0, 1.0), (10.0, 5.0), (5.0, 5.0)), ((1.0, 2.0), (10.0, 5.0), (10.0, 2.5))])
+def test_clip_editor_view_to_clip_pixels(display_aspect: tuple[float, float], view: tuple[float, float], clip: tuple[float, float]) -> None:
+    """The Clip Editor's View2D spans width × aspect_x by height × aspect_y (the smaller aspect is 1)."""
+    assert overlay.view_to_clip(view, display_aspect) == clip
+
+
+class _Layout:
+    """Stands in for a UILayout (a panel draws only in a window): records what it is asked to show."""
+
+    def __init__(self, shown: list[str]) -> None:
+        self.shown = shown
+
+    def __getattr__(self, name: str) -> Any:
+        def call(*args: Any, **kwargs: Any) -> _Layout:
+            icon = kwargs.get("icon")
+            if icon is not None:
+                assert icon in ICONS, icon
+            self.shown.append(f"{name}:{kwargs.get('text', args[1] if name in ('prop', 'operator') and len(args) > 1 else args[0] if args else '')}")
+            return self
+
+        return call
+
+
+ICONS = set(bpy.types.UILayout.bl_rna.functions["label"].parameters["icon"].enum_items.keys())
+
+
+def test_the_panel_and_the_status_bar_draw_every_state(tmp_path: Path) -> None:
+    new_file()
+    clip = load_clip(write_plate(tmp_path, "sh", range(1, 4), 16, 8))
+    clip.rotobridge.output = str(tmp_path / "m.####.exr")
+    ui = sys.modules[f"{MODULE}.ui"]
+    shown: list[str] = []
+    panel = type("Panel", (), {"layout": _Layout(shown)})()
+    ui.ROTOBRIDGE_PT_panel.draw(panel, bpy.context)  # no host yet
+    assert "operator:Connect" in shown
+    adapter.CLIENT_FACTORY = FakeClients(16, 8, (1, 3))
+    try:
+        bpy.ops.rotobridge.connect()
+        host = adapter.host_for(clip)
+        pump(lambda: host.state == "session_open")
+        bpy.ops.rotobridge.object_add(name="car")
+        bpy.ops.rotobridge.add_point(location=(4.0, 4.0))
+        bpy.ops.rotobridge.propagate(direction="forward")
+        pump(lambda: host.client is not None and host.client.job is not None)
+        host.client.step()
+        pump(lambda: host.tracking is not None)
+        host.on_error("Bridge busy", "the session already runs a propagation " * 3)
+        shown.clear()
+        ui.ROTOBRIDGE_PT_panel.draw(panel, bpy.context)
+        ui.status_bar(panel, bpy.context)
+        assert {"operator:Reconnect", "progress:frame 1: 1/3", "operator:rotobridge.cancel", "label:Bridge busy"} <= set(shown)
+        assert any(s.startswith("label:RotoBridge: tracking frame 1 (1/3)") for s in shown)
+    finally:
+        adapter.CLIENT_FACTORY = adapter.Client
+        new_file()
+
+
+def test_a_local_bridge_that_cannot_start_is_reported(tmp_path: Path) -> None:
+    new_file()
+    clip = load_clip(write_plate(tmp_path, "sh", range(1, 3), 16, 8))
+    host = adapter.host_for(clip)
+    settings = bpy.context.preferences.addons[MODULE].preferences
+    settings.bridge = str(tmp_path)
+    bpy.ops.rotobridge.start_bridge()
+    assert host.errors[-1] == ("Setup", f"{tmp_path} has no bin/rotobridge: set the bridge's venv folder (made by install/setup.sh)")
+    program = tmp_path / "rotobridge"
+    program.write_text("#!/bin/sh\necho 'no CUDA device' >&2\nexit 3\n")
+    program.chmod(0o755)
+    settings.bridge = str(program)
+    assert bpy.ops.rotobridge.start_bridge() == {"FINISHED"}
+    pump(lambda: len(host.errors) == 2, what="for the bridge to exit")
+    title, message = host.errors[-1]
+    assert title == "Local bridge stopped" and "exited with status 3" in message and "no CUDA device" in message
+    assert not adapter.local_bridge.running()
+    new_file()
+
+
+def test_the_object_list_edits_the_prompt_model(tmp_path: Path) -> None:
+    """Rename and recolour in the list, remove, clear a frame: the stored model follows; a bad name reverts."""
+    import json
+
+    new_file()
+    clip = load_clip(write_plate(tmp_path, "sh", range(1, 3), 16, 8))
+    clip.rotobridge.output = str(tmp_path / "m.####.exr")
+    bpy.ops.rotobridge.object_add(name="car")
+    bpy.ops.rotobridge.object_add()
+    items = clip.rotobridge.objects
+    assert [i.name for i in items] == ["car", "object1"] and clip.rotobridge.active_object == 1
+    bpy.ops.rotobridge.add_point(location=(2.0, 2.0))
+    items[1].name = "person"
+    items[1].colour = (0.0, 1.0, 0.0)
+    items[0].name = "no spaces allowed"
+    host = adapter.host_for(clip)
+    assert host.errors[-1][0] == "Invalid settings" and items[0].name == "car"
+    stored = json.loads(clip["rotobridge_prompts"])["objects"]
+    assert [(o["name"], o["colour"], len(o["prompts"])) for o in stored] == [("car", [1.0, 0.3, 0.2], 0), ("person", [0.0, 1.0, 0.0], 1)]
+    bpy.ops.rotobridge.clear_frame()
+    assert json.loads(clip["rotobridge_prompts"])["objects"][1]["prompts"] == []
+    clip.rotobridge.active_object = 0
+    bpy.ops.rotobridge.object_remove()
+    assert [i.name for i in items] == ["person"] and [o["id"] for o in json.loads(clip["rotobridge_prompts"])["objects"]] == [2]
+    new_file()

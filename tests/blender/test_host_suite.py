@@ -1,0 +1,133 @@
+"""The shared host suite (tests/host/host_suite.py) run against the Blender adapter, in real Blender.
+
+The plate is a real 2048x858 EXR sequence (frames 1001-1010) that Blender loads as a movie
+clip; the add-on's path mapping (preferences: Blender path → bridge path) makes the bridge
+see it at the suite's PLATE_PATH. Gestures are the operators the panel and the click tool
+run; the controller's client is the suite's FakeClients.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import bpy
+import pytest
+
+from ..host.fake_client import FakeClients
+from ..host.host_suite import FRAMES, MATTES, PLATE, PLATE_PATH
+from .conftest import MAIN_THREAD, adapter, comp, load_clip, new_file, prefs, pump, write_plate
+
+from ..host.host_suite import *  # noqa: E402,F401,F403  (the shared suite runs against this adapter)
+
+
+class BlenderHarness:
+    """The host suite's gestures done the Blender way."""
+
+    def __init__(self, clip_name: str, fake: FakeClients, blend: Path, log: dict[str, list[Any]]) -> None:
+        self.clip_name, self.fake, self.blend, self.log = clip_name, fake, blend, log
+        self.main_thread = MAIN_THREAD
+        adapter.CLIENT_FACTORY = fake
+
+    @property
+    def clip(self) -> Any:
+        return bpy.data.movieclips[self.clip_name]
+
+    def host(self) -> Any:
+        return adapter.host_for(self.clip)
+
+    def connect(self, wait: bool = True) -> None:
+        bpy.ops.rotobridge.connect()
+        if wait:
+            self.pump(lambda: self.host().state == "session_open")
+
+    def add_object(self, name: str) -> int:
+        bpy.ops.rotobridge.object_add(name=name)
+        settings = self.clip.rotobridge
+        return int(settings.objects[settings.active_object].object_id)
+
+    def click(self, object_id: int, frame: int, x: float, y: float, positive: bool = True) -> None:
+        """Choose the object in the list, go to the frame, click at the plate pixel's clip position."""
+        settings = self.clip.rotobridge
+        settings.active_object = next(i for i, o in enumerate(settings.objects) if o.object_id == object_id)
+        space = self.host().space()
+        bpy.context.scene.frame_set(space.scene_frame(frame))
+        u, v = space.from_plate(x, y)
+        bpy.ops.rotobridge.add_point(location=(u * space.width, v * space.height), negative=not positive)
+
+    def propagate(self, direction: str) -> None:
+        bpy.ops.rotobridge.propagate(direction=direction)
+
+    def request_cancel(self) -> None:
+        bpy.ops.rotobridge.cancel()
+
+    def export(self, path: str) -> None:
+        bpy.ops.rotobridge.export_recipe(filepath=path)
+
+    def pump(self, until: Callable[[], bool], timeout: float = 5.0) -> None:
+        pump(until, timeout)
+
+    def stored(self) -> str:
+        return str(self.clip["rotobridge_prompts"])
+
+    def reload(self) -> BlenderHarness:
+        bpy.ops.wm.save_as_mainfile(filepath=str(self.blend))
+        bpy.ops.wm.open_mainfile(filepath=str(self.blend))
+        return BlenderHarness(self.clip_name, FakeClients(*PLATE, FRAMES), self.blend, self.log)
+
+    def errors(self) -> list[str]:
+        host = adapter.find_host(self.clip)
+        return [f"{title}: {message}" for title, message in (host.errors if host else [])]
+
+    def previews(self) -> list[tuple[int, int]]:
+        return list(self.log["previews"])
+
+    def progress(self) -> list[float]:
+        return list(self.log["progress"])
+
+    def mattes_shown(self) -> tuple[str, int, int] | None:
+        node = bpy.context.scene.node_tree and bpy.context.scene.node_tree.nodes.get(comp.node_name(self.clip, "car", "matte"))
+        if node is None or node.image is None:
+            return None
+        pattern = re.sub(r"\d+(?=\.exr$)", lambda m: "#" * len(m.group(0)), node.image.filepath)
+        return (pattern, node.frame_offset + 1, node.frame_offset + node.frame_duration)
+
+
+@pytest.fixture(scope="module")
+def suite_plate(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("plate")
+    return write_plate(folder, "sh010", range(FRAMES[0], FRAMES[1] + 1), *PLATE, ext="exr")
+
+
+@pytest.fixture
+def host(suite_plate: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[BlenderHarness]:
+    new_file()
+    prefs().host_root, prefs().bridge_root = str(suite_plate.parent), str(Path(PLATE_PATH).parent)
+    clip = load_clip(suite_plate, "ACEScg")
+    clip.rotobridge.output = MATTES
+    log: dict[str, list[Any]] = {"previews": [], "progress": []}
+    show, progress = adapter.BlenderHost.show_preview, adapter.BlenderHost.progress
+
+    def shown(self: Any, preview: Any) -> None:
+        log["previews"].append((threading.get_ident(), preview.frame))
+        show(self, preview)
+
+    def progressed(self: Any, frame: int, done: int, total: int) -> None:
+        progress(self, frame, done, total)
+        log["progress"].append(self.tracking[1] / self.tracking[2])
+
+    monkeypatch.setattr(adapter.BlenderHost, "show_preview", shown)
+    monkeypatch.setattr(adapter.BlenderHost, "progress", progressed)
+    yield BlenderHarness(clip.name, FakeClients(*PLATE, FRAMES), tmp_path / "sh010.blend", log)
+    new_file()
+    adapter.CLIENT_FACTORY = adapter.Client
+
+
+def test_the_plate_is_blenders_clip_with_mapped_paths(host: BlenderHarness) -> None:
+    host.connect()
+    (call,) = host.fake.last.called("open")
+    assert call.args["plate"] == {"path": PLATE_PATH, "frames": "1001-1010", "colourspace": "ACEScg", "first_frame": 1}
+    assert call.args["colour"] == {"config": "ocio://studio-config-latest"}
+    assert tuple(host.clip.size) == PLATE
