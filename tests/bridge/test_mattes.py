@@ -242,3 +242,17 @@ def test_concurrent_writes(tmp_path: Path) -> None:
         assert header["rotobridge:frame"] == frame
         np.testing.assert_allclose(channels["car.A"][4:40, 4:68], expected(inputs[frame], HD)[1], atol=1e-3)
     assert sorted(os.listdir(tmp_path / "out")) == [f"sh010.{f:04d}.exr" for f in range(8)]
+
+
+@pytest.mark.parametrize("data", [Window(-8, -4, 80, 44), Window(4, 2, 40, 30)], ids=["overscan", "underscan"])
+def test_display_mattes_are_what_the_artist_sees(tmp_path: Path, data: Window) -> None:
+    lg = logits()
+    planes = mattes.read_display_mattes(writer(tmp_path, data=data).write(1, lg), HD)
+    want = expected(lg, HD)
+    covered = np.zeros((HD.height, HD.width), bool)
+    covered[max(data.y, 0) : data.y + data.height, max(data.x, 0) : data.x + data.width] = True
+    for i, (_, name) in enumerate(OBJECTS):
+        plane = planes[channel_name(name)]
+        assert plane.shape == (HD.height, HD.width)
+        np.testing.assert_allclose(plane[covered], want[i][covered], atol=1e-3)
+        assert (plane[~covered] == 0).all()

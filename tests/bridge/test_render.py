@@ -78,8 +78,12 @@ def test_plate_kinds_render_with_windows_channels_and_metadata(
     }[kind]
     plate = write_sequence(tmp_path / "plate", "sh010", frames, 64, 48, fmt=fmt, dtype=dtype, overscan=overscan)
     recipe = _recipe(tmp_path, tiny_checkpoint, plate, "1001-1004", colourspace)
-    assert cli.main(["render", str(recipe), "--device", "cpu", "--quiet"]) == 0
+    qc = tmp_path / "qc.png"
+    assert cli.main(["render", str(recipe), "--device", "cpu", "--quiet", "--qc", str(qc)]) == 0
     assert _mattes(tmp_path) == [f"m.{f}.exr" for f in frames]
+    sheet = oiio.ImageInput.open(str(qc))
+    assert sheet is not None and sheet.spec().nchannels == 3 and sheet.spec().width > 64
+    sheet.close()
     source = oiio.ImageInput.open(plate.replace("####", "1001"))
     want = source.spec()
     source.close()

@@ -19,7 +19,7 @@ import numpy as np
 import OpenImageIO as oiio
 import torch
 
-from rotobridge.bridge.plate import Window
+from rotobridge.bridge.plate import Window, crop_to_display
 from rotobridge.errors import MatteExistsError, OutputError
 
 #: OpenEXR compressions that keep half data bit-exact; a matte edge must not shift on disk.
@@ -225,13 +225,5 @@ def read_display_mattes(path: str, display: Window) -> dict[str, np.ndarray]:
     channels, header = read_matte(path)
     data = header["data_window"]
     assert isinstance(data, Window)
-    o = _overlap(display, data)
-    out = {}
-    for name, plane in channels.items():
-        full = np.zeros((display.height, display.width), np.float32)
-        if o is not None:
-            full[o.y - display.y : o.y - display.y + o.height, o.x - display.x : o.x - display.x + o.width] = plane[
-                o.y - data.y : o.y - data.y + o.height, o.x - data.x : o.x - data.x + o.width
-            ]
-        out[name] = full
-    return out
+    planes = crop_to_display(np.stack(list(channels.values()), axis=-1), data, display)
+    return {name: planes[..., i] for i, name in enumerate(channels)}

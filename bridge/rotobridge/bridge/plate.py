@@ -233,7 +233,7 @@ class _SequencePlate(Plate):
         offsets = [index - first for index in selection.indices]
         if offsets != [0, 1, 2]:  # grey, or channels not in R, G, B order next to each other
             pixels = pixels[..., offsets]
-        return _crop(pixels, selection.data, self.info.display)
+        return crop_to_display(pixels, selection.data, self.info.display)
 
     def _select(self, image: oiio.ImageInput, path: str) -> _Selection:
         """The subimage and channels to read: `part` if given, else the first that has them."""
@@ -330,11 +330,11 @@ def _describe(window: Window) -> str:
     return f"{window.width}x{window.height} at ({window.x}, {window.y})"
 
 
-def _crop(pixels: np.ndarray, data: Window, display: Window) -> np.ndarray:
-    """Place data-window pixels in the display window: overscan cut off, uncovered pixels 0."""
+def crop_to_display(pixels: np.ndarray, data: Window, display: Window) -> np.ndarray:
+    """Place (H, W, C) data-window pixels in the display window: overscan cut off, uncovered pixels 0."""
     if data == display:
         return np.ascontiguousarray(pixels)
-    out = np.zeros((display.height, display.width, 3), pixels.dtype)
+    out = np.zeros((display.height, display.width, *pixels.shape[2:]), pixels.dtype)
     left, right = max(data.x, display.x), min(data.x + data.width, display.x + display.width)
     top, bottom = max(data.y, display.y), min(data.y + data.height, display.y + display.height)
     if left < right and top < bottom:
