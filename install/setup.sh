@@ -21,11 +21,21 @@ make_venv() {  # make_venv DIR: a venv with a current pip
     "$1/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
 }
 
-link_sources() {  # link_sources VENV DIR...: put source folders on the venv's path (editable)
-    local site
-    site=$("$1/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+# The distributions the workspace root (pyproject.toml) names, in its order: plugin bridge.
+members=$("$python" - <<'PY'
+import tomllib
+print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["tool"]["uv"]["workspace"]["members"]))
+PY
+)
+install_members() {  # install_members VENV MEMBER...: editable installs of workspace members
+    local venv=$1 args=() site
     shift
-    printf '%s\n' "$@" > "$site/rotobridge-src.pth"
+    for member in "$@"; do args+=(-e "./$member"); done
+    "$venv/bin/pip" install -q --disable-pip-version-check "${args[@]}"
+    # Checkouts set up before the two distributions put plugin/ itself on the path (so
+    # `import nuke` found plugin/nuke): drop that link.
+    site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    rm -f "$site/rotobridge-src.pth"
 }
 
 echo "== bridge venv: .venv"
@@ -34,21 +44,15 @@ make_venv .venv
 # sam2 1.1.0 is an sdist that builds against the torch above; no CUDA extension (NOTES.md).
 .venv/bin/python -c "import sam2" 2>/dev/null || \
     SAM2_BUILD_CUDA=0 .venv/bin/pip install -q --disable-pip-version-check --no-build-isolation sam2==1.1.0
-link_sources .venv "$root/plugin" "$root/bridge"
-cat > .venv/bin/rotobridge <<SH
-#!$root/.venv/bin/python
-import sys
-from rotobridge.bridge.cli import main
-sys.exit(main())
-SH
-chmod +x .venv/bin/rotobridge
+# shellcheck disable=SC2086  # members is a list of folder names
+install_members .venv $members
 .venv/bin/python -m rotobridge.bridge.integrity
 
 if [ "${ROTOBRIDGE_SKIP_HOST:-0}" != 1 ]; then
     echo "== host venv: .venv-host"
     make_venv .venv-host
     .venv-host/bin/pip install -q --disable-pip-version-check -r install/requirements-host.txt -r install/requirements-dev.txt
-    link_sources .venv-host "$root/plugin"
+    install_members .venv-host plugin
 fi
 if [ "${ROTOBRIDGE_SKIP_BLENDER:-0}" != 1 ]; then
     echo "== Blender venv: .venv-blender (bpy 4.5)"

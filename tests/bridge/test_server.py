@@ -238,7 +238,7 @@ def test_requests_fail_with_their_error_names(start_bridge: Any, tmp_path: Path,
         ({**good, "plate": {**good["plate"], "frames": "1001-1005"}}, "missing_frame", "plate frame 1004 is missing"),
         ({**good, "plate": {**good["plate"], "colourspace": "ACEScgg"}}, "bad_colour", "ACEScgg"),
         ({**good, "plate": {"path": good["plate"]["path"]}}, "bad_recipe", "plate.frames: is required"),
-        ({**good, "output": {"path": str(tmp_path / "m.exr")}}, "output_failed", "no frame number placeholder"),
+        ({**good, "output": {"path": str(tmp_path / "m.exr")}}, "bad_recipe", "output.path: "),  # refused as it is parsed
         ({**good, "model": {"name": "sam2.1-hiera-large"}}, "bad_model", "this bridge serves sam2.1_hiera_t"),
         ({**good, "model": {"config": TINY_CONFIG, "checkpoint": "/elsewhere.pt"}}, "bad_model", "model.checkpoint"),
     ]

@@ -1,25 +1,41 @@
 """FakeClient: an in-memory TEST DOUBLE of rotobridge.client.Client, not the product's client.
 
 It has the methods and signatures of the real client that hosts use and returns the real
-value types (`Preview`, `Event`), but there is no socket and no bridge behind it: it keeps
-sessions, prompts and "written" mattes in memory, checks the recipe parts it receives
-with recipe.py like the bridge does, and records every call with the thread it ran on.
-Propagation answers with a job id and leaves the events to the test (`step`, `finish`),
-which delivers them through `dispatch` exactly as the real client does. A client made by
-`FakeClients(reachable=False)` answers every request with BridgeUnreachableError, like a
-client whose bridge is down. The real client is tested over ZeroMQ in test_client.py.
+value types (`Pending` answers, `Preview`, event `Message`s), but there is no socket and no
+bridge behind it: like the real client's I/O thread, a worker thread of its own answers
+each request, in order, and callbacks come through `dispatch`. It keeps sessions, prompts
+and "written" mattes in memory, checks the recipe parts it receives with recipe.py like
+the bridge does, raises the bridge's own error classes, and records every call with the
+thread it ran on. Propagation answers with a job id and leaves the events to the test
+(`step`, `finish`), which delivers them through `dispatch` exactly as the real client
+does. A client made by `FakeClients(reachable=False)` answers every request with
+BridgeUnreachableError, like a client whose bridge is down. The real client is tested
+over ZeroMQ in test_client.py.
 """
 
 from __future__ import annotations
 
 import itertools
+import queue
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 from rotobridge import recipe
-from rotobridge.client import Event, Preview
-from rotobridge.errors import BridgeError, BridgeUnreachableError, RecipeError
+from rotobridge.client import Pending
+from rotobridge.errors import (
+    BridgeUnreachableError,
+    BusyError,
+    MatteExistsError,
+    NotTrackedError,
+    RecipeError,
+    RotobridgeError,
+    UnknownSessionError,
+)
+from rotobridge.keys import Keys
+from rotobridge.protocol import Message, Preview
+
+T = TypeVar("T")
 
 MODEL = {"name": "sam2.1-hiera-tiny"}
 #: Previews are tiny: the controller and hosts never look inside the planes' pixels.
@@ -38,7 +54,7 @@ class _Job:
     id: str
     session: str
     frames: list[int]
-    on_event: Callable[[Event], None] | None
+    on_event: Callable[[Message], None] | None
     written: int = 0
 
 
@@ -70,16 +86,15 @@ class FakeClient:
         address: str,
         plate: FakeClients,
         *,
-        server_key: str | None = None,
-        client_public: str | None = None,
-        client_secret: str | None = None,
+        keys: Keys | None = None,
         timeout: float = 10.0,
         dispatch: Callable[[Callable[[], None]], None] | None = None,
         on_state: Callable[[str, str], None] | None = None,
         on_session_lost: Callable[[str], None] | None = None,
     ) -> None:
         self.address = address
-        self.keys = (server_key, client_public, client_secret)
+        self.keys = keys
+        self.dead_after = 3.0
         self.plate = plate
         self.dispatch = dispatch or (lambda fn: fn())
         self.on_state = on_state
@@ -94,6 +109,9 @@ class FakeClient:
         self._lock = threading.Lock()
         self._session_ids = itertools.count(1)
         self._job_ids = itertools.count(1)
+        self._work: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._serve, name="fake-client-io", daemon=True)
+        self.thread.start()
 
     # --- what tests look at --------------------------------------------------------
 
@@ -124,11 +142,95 @@ class FakeClient:
 
     # --- the Client API ------------------------------------------------------------
 
-    def hello(self) -> dict[str, Any]:
-        self._record("hello")
-        return {"protocol": [1, 0], "bridge_version": "fake", "model": MODEL["name"], "device": "cpu", "heartbeat_ms": 1000}
+    def hello(self) -> Pending[dict[str, Any]]:
+        return self._answer(self._hello)
 
     def open(
+        self,
+        plate: dict[str, Any],
+        output: dict[str, Any],
+        colour: dict[str, Any] | None = None,
+        model: dict[str, Any] | None = None,
+    ) -> Pending[dict[str, Any]]:
+        return self._answer(lambda: self._open(plate, output, colour, model))
+
+    def attach(self, session: str) -> Pending[dict[str, Any]]:
+        return self._answer(lambda: self._attach(session))
+
+    def prompt(
+        self,
+        session: str,
+        obj: dict[str, Any],
+        frame: int,
+        points: Sequence[Sequence[float]] = (),
+        labels: Sequence[int] = (),
+        box: Sequence[float] | None = None,
+    ) -> Pending[Preview]:
+        return self._answer(lambda: self._prompt(session, obj, frame, points, labels, box))
+
+    def clear(self, session: str, object_id: int, frame: int) -> Pending[None]:
+        return self._answer(lambda: self._clear(session, object_id, frame))
+
+    def remove(self, session: str, object_id: int) -> Pending[None]:
+        return self._answer(lambda: self._remove(session, object_id))
+
+    def preview(self, session: str, frame: int) -> Pending[Preview]:
+        return self._answer(lambda: self._preview_of(session, frame))
+
+    def propagate(
+        self,
+        session: str,
+        start: int,
+        end: int,
+        direction: str = "both",
+        overwrite: bool = False,
+        on_event: Callable[[Message], None] | None = None,
+        on_done: Callable[[Message], None] | None = None,
+    ) -> Pending[str]:
+        return self._answer(lambda: self._propagate(session, start, end, direction, overwrite, on_event, on_done))
+
+    def cancel(self, session: str) -> Pending[bool]:
+        return self._answer(lambda: self._cancel(session))
+
+    def export(self, session: str) -> Pending[dict[str, Any]]:
+        return self._answer(lambda: self._export(session))
+
+    def close_session(self, session: str) -> Pending[None]:
+        return self._answer(lambda: self._close_session(session))
+
+    def status(self) -> Pending[dict[str, Any]]:
+        return self._answer(self._status)
+
+    def post(self, fn: Callable[[], None]) -> None:
+        """What the real connection does with callbacks: hand them to dispatch."""
+        self.dispatch(fn)
+
+    def _answer(self, work: Callable[[], T]) -> Pending[T]:
+        """A Pending that the worker answers with `work()` or its error, in order."""
+        pending: Pending[T] = Pending(self, lambda message: message["value"])
+
+        def run() -> None:
+            try:
+                value = work()
+            except RotobridgeError as exc:
+                pending._complete(exc)
+            else:
+                pending._complete(Message("fake", "reply", {"value": value}))
+
+        self._work.put(run)
+        return pending
+
+    def _serve(self) -> None:
+        while True:
+            self._work.get()()
+
+    # --- what the fake bridge does ---------------------------------------------------
+
+    def _hello(self) -> dict[str, Any]:
+        self._record("hello")
+        return {"protocol": [1, 0], "bridge_version": "fake", "model": MODEL["name"], "untrained": False, "device": "cpu", "heartbeat_ms": 1000}
+
+    def _open(
         self,
         plate: dict[str, Any],
         output: dict[str, Any],
@@ -140,14 +242,14 @@ class FakeClient:
             self._check(kind, part)
         session = f"s-{next(self._session_ids)}"
         self.sessions[session] = {"plate": plate, "output": output, "colour": colour}
-        return {"session": session, "frames": list(self.plate.frames), "width": self.plate.width, "height": self.plate.height}
+        return self._summary(session)
 
-    def attach(self, session: str) -> dict[str, Any]:
+    def _attach(self, session: str) -> dict[str, Any]:
         self._record("attach", session=session)
         self._session(session)
-        return {"session": session, "frames": list(self.plate.frames), "width": self.plate.width, "height": self.plate.height}
+        return self._summary(session)
 
-    def prompt(
+    def _prompt(
         self,
         session: str,
         obj: dict[str, Any],
@@ -164,44 +266,44 @@ class FakeClient:
         self.prompts[(session, obj["id"], frame)] = {"object": obj, **data, "box": box}
         return self._preview(session, frame)
 
-    def clear(self, session: str, object_id: int, frame: int) -> None:
+    def _clear(self, session: str, object_id: int, frame: int) -> None:
         self._record("clear", session=session, object_id=object_id, frame=frame)
         self._session(session)
         self.prompts.pop((session, object_id, frame), None)
 
-    def remove(self, session: str, object_id: int) -> None:
+    def _remove(self, session: str, object_id: int) -> None:
         self._record("remove", session=session, object_id=object_id)
         self._session(session)
         for key in [k for k in self.prompts if k[:2] == (session, object_id)]:
             del self.prompts[key]
 
-    def preview(self, session: str, frame: int) -> Preview:
+    def _preview_of(self, session: str, frame: int) -> Preview:
         self._record("preview", session=session, frame=frame)
         self._session(session)
         return self._preview(session, frame)
 
-    def propagate(
+    def _propagate(
         self,
         session: str,
         start: int,
         end: int,
         direction: str = "both",
         overwrite: bool = False,
-        on_event: Callable[[Event], None] | None = None,
-        on_done: Callable[[Event], None] | None = None,
+        on_event: Callable[[Message], None] | None = None,
+        on_done: Callable[[Message], None] | None = None,
     ) -> str:
         self._record("propagate", session=session, start=start, end=end, direction=direction, overwrite=overwrite)
         self._session(session)
         if self.job is not None:
-            raise BridgeError("busy", "the session already runs a propagation")
+            raise BusyError("the session already runs a propagation")
         frames = list(range(start, end + 1))
         existing = sorted(self.written & set(frames))
         if existing and not overwrite:
-            raise BridgeError("matte_exists", f"{len(existing)} matte file(s) already exist; pass overwrite")
+            raise MatteExistsError([f"/mattes/sh010.{f}.exr" for f in existing])
         self.job = _Job(f"job-{next(self._job_ids)}", session, frames, on_event)
         return self.job.id
 
-    def cancel(self, session: str) -> bool:
+    def _cancel(self, session: str) -> bool:
         self._record("cancel", session=session)
         self._session(session)
         if self.job is None:
@@ -209,17 +311,17 @@ class FakeClient:
         self.finish("cancelled")
         return True
 
-    def export(self, session: str) -> dict[str, Any]:
+    def _export(self, session: str) -> dict[str, Any]:
         self._record("export", session=session)
         info = self._session(session)
         return {"rotobridge_recipe": 1, "plate": info["plate"], "model": MODEL, "output": info["output"], "objects": []}
 
-    def close_session(self, session: str) -> None:
+    def _close_session(self, session: str) -> None:
         self._record("close", session=session)
         self._session(session)
         del self.sessions[session]
 
-    def status(self) -> dict[str, Any]:
+    def _status(self) -> dict[str, Any]:
         self._record("status")
         return {"sessions": len(self.sessions), "queue": 0, "device": "cpu", "memory": {}}
 
@@ -238,28 +340,32 @@ class FakeClient:
         if self.closed:
             raise BridgeUnreachableError("the client is closed")
 
+    def _summary(self, session: str) -> dict[str, Any]:
+        frames, width, height = list(self.plate.frames), self.plate.width, self.plate.height
+        return {"session": session, "frames": frames, "width": width, "height": height, "model": MODEL, "objects": [], "job": None}
+
     def _session(self, session: str) -> dict[str, Any]:
         try:
             return self.sessions[session]
         except KeyError:
-            raise BridgeError("unknown_session", f"no session {session}") from None
+            raise UnknownSessionError(f"no session {session}") from None
 
     @staticmethod
     def _check(kind: str, part: dict[str, Any]) -> None:
         try:
             recipe.parse_part(kind, part, kind)
         except RecipeError as exc:
-            raise BridgeError("bad_recipe", str(exc)) from None
+            raise RecipeError("", str(exc)) from None
 
     def _preview(self, session: str, frame: int) -> Preview:
         ids = sorted(oid for (s, oid, f) in self.prompts if s == session and f == frame)
         if not ids:
-            raise BridgeError("not_tracked", f"frame {frame} holds no prompts")
+            raise NotTrackedError(f"frame {frame} holds no prompts")
         width, height = PREVIEW
         planes = tuple(bytes([len(self.prompts[(session, oid, frame)]["points"])]) * (width * height) for oid in ids)
         return Preview(frame, width, height, tuple(ids), planes)
 
     def _emit(self, job: _Job, name: str, **fields: Any) -> None:
         if job.on_event is not None:
-            on_event, event = job.on_event, Event(job.id, name, fields)
+            on_event, event = job.on_event, Message(job.id, "event", {"event": name, **fields})
             self.dispatch(lambda: on_event(event))

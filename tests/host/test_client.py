@@ -20,8 +20,19 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
 from rotobridge import protocol
-from rotobridge.client import Client, Event, MainThreadQueue, Outcome, Preview, Reply, load_keys, load_public_key
-from rotobridge.errors import BridgeError, BridgeUnreachableError, ProtocolError
+from rotobridge.client import Client
+from rotobridge.errors import (
+    PlateError,
+    BridgeUnreachableError,
+    MissingFrameError,
+    ProtocolError,
+    RotobridgeError,
+    UnknownSessionError,
+    VersionMismatchError,
+)
+from rotobridge.keys import Keys, load_keys, load_public_key
+from rotobridge.mainthread import MainThreadQueue
+from rotobridge.protocol import Message, Preview
 
 HEARTBEAT = 0.2
 DEAD_AFTER = 1.0
@@ -46,7 +57,7 @@ class FakeBridge:
     rotobridge.protocol. It has no sessions, model or files: each test scripts it through
     `handlers`, mapping a request type to `fn(bridge, identity, message)` that returns a
     result dict (sent as a reply), a `(result, binary_frames)` tuple, `Raw(frames)`,
-    `NO_REPLY`, or raises BridgeError (sent as an error reply). Every decoded request is
+    `NO_REPLY`, or raises a RotobridgeError (sent as an error reply). Every decoded request is
     recorded in `seen`. `post` sends from any thread (events after a reply); `freeze`
     stops reading and answering while keeping the socket open, like a hung process;
     `stop` closes the socket, like a killed one. With `curve` it is a CURVE server that
@@ -148,24 +159,29 @@ class FakeBridge:
         try:
             message = protocol.decode_request(frames)
         except ProtocolError as exc:
-            sock.send_multipart([identity, *protocol.error_from(exc.request_id, exc)])
+            sock.send_multipart([identity, *protocol.error_reply(exc.request_id, exc)])
             return
         with self._lock:
             self.seen.append((identity, message))
         handler = self.handlers.get(message.type, _empty_result)
         try:
             outcome = handler(self, identity, message)
-        except BridgeError as exc:
-            sock.send_multipart([identity, *protocol.error_reply(message.id, exc.name, str(exc))])
+        except RotobridgeError as exc:
+            sock.send_multipart([identity, *protocol.error_reply(message.id, exc)])
             return
         if outcome is NO_REPLY:
             return
         if isinstance(outcome, Raw):
             sock.send_multipart([identity, *outcome.frames])
         elif isinstance(outcome, tuple):
-            sock.send_multipart([identity, *protocol.reply(message.id, outcome[0], outcome[1])])
+            sock.send_multipart([identity, *_reply(message.id, outcome[0], outcome[1])])
         else:
-            sock.send_multipart([identity, *protocol.reply(message.id, outcome)])
+            sock.send_multipart([identity, *_reply(message.id, outcome)])
+
+
+def _reply(request_id: str, result: dict[str, Any], binary: Sequence[bytes] = ()) -> list[bytes]:
+    """An ok reply with whatever result the test scripted (protocol.reply insists on every documented field)."""
+    return protocol.encode({"id": request_id, "type": "reply", "ok": True, "result": result}, binary)
 
 
 def _empty_result(bridge: FakeBridge, identity: bytes, message: protocol.Message) -> Any:
@@ -218,7 +234,7 @@ def clients() -> Iterator[Callable[..., Client]]:
     yield make
     for client in made:
         client.close()
-        assert not client._thread.is_alive()
+        assert not client.connection.thread.is_alive()
 
 
 def _plane(frame: int, object_id: int, size: int) -> bytes:
@@ -241,20 +257,20 @@ def test_blocking_calls_send_the_documented_fields_and_return_replies(bridge: Fa
         status=lambda b, i, m: {"sessions": 1, "queue": 0, "device": "cpu", "memory": {}},
     )
     client = clients(bridge.address, name="nuke-test")
-    info = client.hello()
+    info = client.hello().result()
     assert info["bridge_version"] == "fake" and bridge.requests("hello")[-1]["client"] == "nuke-test"
     assert client.bridge_info is not None and client.bridge_info["model"] == "fake-tiny"
 
     plate = {"path": "/shots/sh010/plate/sh010.####.exr", "frames": "1001-1010", "colourspace": "ACEScg"}
     output = {"path": "/shots/sh010/matte/sh010.####.exr"}
-    session = client.open(plate, output, colour={"config": "ocio://default"})
+    session = client.open(plate, output, colour={"config": "ocio://default"}).result()
     assert session["session"] == "s-1" and client.sessions == ("s-1",)
     sent = bridge.requests("open")[0]
     assert sent["plate"] == plate and sent["output"] == output and sent["colour"] == {"config": "ocio://default"}
     assert "model" not in sent.fields
 
     car = {"id": 1, "name": "car"}
-    preview = client.prompt("s-1", car, 1003, points=[(10.5, 20)], labels=[1], box=(1, 2, 30, 40))
+    preview = client.prompt("s-1", car, 1003, points=[(10.5, 20)], labels=[1], box=(1, 2, 30, 40)).result()
     sent = bridge.requests("prompt")[0]
     assert (sent["object"], sent["frame"], sent["points"], sent["labels"], sent["box"]) == (
         car, 1003, [[10.5, 20]], [1], [1, 2, 30, 40],
@@ -263,29 +279,29 @@ def test_blocking_calls_send_the_documented_fields_and_return_replies(bridge: Fa
     assert preview.planes == (_plane(1003, 1, 12), _plane(1003, 9, 12)) and preview.plane(9) == _plane(1003, 9, 12)
     array = preview.as_array(1)
     assert array.shape == (3, 4) and array.dtype.name == "uint8" and array.tobytes() == _plane(1003, 9, 12)
-    assert client.preview("s-1", 1004).planes == (_plane(1004, 1, 12),)
+    assert client.preview("s-1", 1004).result().planes == (_plane(1004, 1, 12),)
 
-    client.clear("s-1", 1, 1003)
-    client.remove("s-1", 1)
-    assert client.cancel("s-1") is True
-    assert client.export("s-1") == {"rotobridge_recipe": 1, "objects": []}
-    assert client.status()["device"] == "cpu"
+    client.clear("s-1", 1, 1003).result()
+    client.remove("s-1", 1).result()
+    assert client.cancel("s-1").result() is True
+    assert client.export("s-1").result() == {"rotobridge_recipe": 1, "objects": []}
+    assert client.status().result()["device"] == "cpu"
     assert [(m["object_id"], m["frame"]) for m in bridge.requests("clear")] == [(1, 1003)]
     assert [m["object_id"] for m in bridge.requests("remove")] == [1]
-    client.close_session("s-1")
+    client.close_session("s-1").result()
     assert bridge.requests("close")[0]["session"] == "s-1" and client.sessions == ()
 
 
 def test_error_replies_raise_bridge_error_with_their_stable_name(bridge: FakeBridge, clients: Any) -> None:
     def missing(b: FakeBridge, i: bytes, m: protocol.Message) -> Any:
-        raise BridgeError("missing_frame", "plate frame 1043 is missing: /shots/sh010/plate/sh010.1043.exr")
+        raise MissingFrameError(1043, "/shots/sh010/plate/sh010.1043.exr")
 
     bridge.handlers["open"] = missing
     client = clients(bridge.address)
-    with pytest.raises(BridgeError) as err:
-        client.open({"path": "x"}, {"path": "y"})
+    with pytest.raises(MissingFrameError) as err:  # the bridge's own class, on the host too
+        client.open({"path": "x"}, {"path": "y"}).result()
     assert err.value.name == "missing_frame" and str(err.value).startswith("plate frame 1043 is missing")
-    assert client.sessions == () and client.status() == {}  # still usable
+    assert client.sessions == () and client.status().result() == {}  # still usable
 
 
 def test_malformed_preview_is_a_protocol_error(bridge: FakeBridge, clients: Any) -> None:
@@ -294,24 +310,24 @@ def test_malformed_preview_is_a_protocol_error(bridge: FakeBridge, clients: Any)
         [b"x" * 12],
     )
     with pytest.raises(ProtocolError, match="2 objects but 1 planes"):
-        clients(bridge.address).preview("s-1", 1001)
+        clients(bridge.address).preview("s-1", 1001).result()
 
 
 def test_unanswered_call_times_out_and_the_client_stays_usable(bridge: FakeBridge, clients: Any) -> None:
     bridge.handlers["open"] = lambda b, i, m: NO_REPLY
     states = Recorder()
     client = clients(bridge.address, on_state=states)
-    client.hello()
+    client.hello().result()
     start = time.monotonic()
     with pytest.raises(BridgeUnreachableError, match=r"did not answer open within 1.5 s"):
         client.call("open", timeout=1.5, plate={}, output={})
     assert 1.4 <= time.monotonic() - start < 2.0  # longer than dead_after: pings kept it alive
     assert client.state == "connected" and "lost" not in [s for s, _ in states.items]
-    assert client.status() == {}
+    assert client.status().result() == {}
 
 
 def test_callbacks_run_only_when_the_host_drains_its_queue(bridge: FakeBridge, clients: Any) -> None:
-    bridge.handlers["open"] = lambda b, i, m: (_ for _ in ()).throw(BridgeError("bad_plate", "not a plate"))
+    bridge.handlers["open"] = lambda b, i, m: (_ for _ in ()).throw(PlateError("not a plate"))
 
     def propagate(b: FakeBridge, identity: bytes, m: protocol.Message) -> Any:
         b.event(identity, m.id, "progress", frame=1001, path="/m.1001.exr", done=1, total=1)
@@ -324,7 +340,7 @@ def test_callbacks_run_only_when_the_host_drains_its_queue(bridge: FakeBridge, c
     client = clients(bridge.address, dispatch=main, on_state=states)
     rid = client.submit("status", replies)
     client.submit("open", replies, plate={}, output={})
-    job = client.propagate("s-1", 1001, 1001, "forward", on_event=events, on_done=done)
+    job = client.propagate("s-1", 1001, 1001, "forward", on_event=events, on_done=done).result()
     assert job == "j-1"
     wait_until(lambda: len(main) >= 6, 3, "callbacks queued")  # state, 2 replies, 2 events, done
     assert replies.items == events.items == done.items == states.items == []
@@ -334,9 +350,9 @@ def test_callbacks_run_only_when_the_host_drains_its_queue(bridge: FakeBridge, c
     me = threading.get_ident()
     assert set(states.threads + replies.threads + events.threads + done.threads) == {me}
     ok, failed = replies.items
-    assert isinstance(ok, Reply) and ok.id == rid and ok.type == "status"
-    assert isinstance(failed, BridgeError) and failed.name == "bad_plate"
-    assert [e.name for e in events.items] == ["progress", "finished"] and events.items[0]["path"] == "/m.1001.exr"
+    assert isinstance(ok, Message) and ok.id == rid and ok.type == "status"
+    assert isinstance(failed, PlateError) and failed.name == "bad_plate"
+    assert [e.event for e in events.items] == ["progress", "finished"] and events.items[0]["path"] == "/m.1001.exr"
     assert done.items == [events.items[1]] and not done.items[0].synthetic
     assert [s for s, _ in states.items] == ["connecting", "connected"]
 
@@ -352,7 +368,7 @@ def test_progress_events_reach_the_request_that_started_them(bridge: FakeBridge,
     client = clients(bridge.address)
     seen = {s: Recorder() for s in ("a", "b")}
     finished = {s: Recorder() for s in ("a", "b")}
-    jobs = [client.propagate(s, 1001, 1003, on_event=seen[s], on_done=finished[s]) for s in ("a", "b")]
+    jobs = [client.propagate(s, 1001, 1003, on_event=seen[s], on_done=finished[s]).result() for s in ("a", "b")]
     assert jobs == ["job-a", "job-b"]
     assert [(m["start"], m["end"], m["direction"], m["overwrite"]) for m in bridge.requests("propagate")] == [
         (1001, 1003, "both", False)
@@ -374,10 +390,10 @@ def test_progress_events_reach_the_request_that_started_them(bridge: FakeBridge,
     finished["a"].wait_for(lambda items: len(items) == 1)
     finished["b"].wait_for(lambda items: len(items) == 1)
     time.sleep(0.1)
-    assert [(e.name, e.get("frame")) for e in seen["a"].items] == [
+    assert [(e.event, e.get("frame")) for e in seen["a"].items] == [
         ("progress", 1001), ("progress", 1002), ("progress", 1003), ("finished", None)
     ]
-    assert [(e.name, e.get("frame")) for e in seen["b"].items] == [("progress", 2001), ("finished", None)]
+    assert [(e.event, e.get("frame")) for e in seen["b"].items] == [("progress", 2001), ("finished", None)]
     assert finished["b"].items[0]["status"] == "cancelled" and finished["a"].items[0]["written"] == 3
 
 
@@ -389,7 +405,7 @@ def test_concurrent_calls_from_many_threads_get_their_own_replies(bridge: FakeBr
         if len(held) >= 8:
             for ident, msg in reversed(held):
                 result, planes = _preview_handler(b, ident, msg)
-                b.post(ident, protocol.reply(msg.id, result, planes))
+                b.post(ident, _reply(msg.id, result, planes))
             held.clear()
         return NO_REPLY
 
@@ -402,7 +418,7 @@ def test_concurrent_calls_from_many_threads_get_their_own_replies(bridge: FakeBr
         try:
             for i in range(10):
                 frame = 1000 * (t + 1) + i
-                results[frame] = client.preview("s-1", frame)
+                results[frame] = client.preview("s-1", frame).result()
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -420,8 +436,8 @@ def test_concurrent_calls_from_many_threads_get_their_own_replies(bridge: FakeBr
 
 def test_request_ids_are_unique_per_client(bridge: FakeBridge, clients: Any) -> None:
     first, second = clients(bridge.address), clients(bridge.address)
-    first.status()
-    second.status()
+    first.status().result()
+    second.status().result()
     prefixes = {m.id.rsplit("-", 1)[0] for m in bridge.requests("status")}
     assert len(prefixes) == 2
 
@@ -444,7 +460,7 @@ def test_hung_bridge_fails_the_pending_call_within_dead_after(bridge: FakeBridge
     bridge.handlers["open"] = hang
     states = Recorder()
     client = clients(bridge.address, on_state=states)
-    client.hello()
+    client.hello().result()
     start = time.monotonic()
     with pytest.raises(BridgeUnreachableError) as err:
         client.call("open", timeout=30, plate={}, output={})
@@ -459,7 +475,7 @@ def test_stopped_bridge_is_reported_at_once(clients: Any) -> None:
     fake.handlers["open"] = lambda b, i, m: NO_REPLY
     states = Recorder()
     client = clients(fake.address, on_state=states, dead_after=3.0)
-    client.hello()
+    client.hello().result()
     timer = threading.Timer(0.2, fake.stop)
     timer.start()
     start = time.monotonic()
@@ -478,12 +494,12 @@ def test_no_bridge_fails_fast_then_connects_when_it_starts(clients: Any) -> None
     client = clients(f"tcp://127.0.0.1:{port}", on_state=states)
     start = time.monotonic()
     with pytest.raises(BridgeUnreachableError, match="is it running"):
-        client.status()
+        client.status().result()
     assert time.monotonic() - start <= DEAD_AFTER + 1.0
     assert client.state == "lost"
     fake = FakeBridge(port).start()
     try:
-        assert client.status() == {}
+        assert client.status().result() == {}
         assert client.state == "connected"
         assert [s for s, _ in states.wait_for(lambda i: len(i) >= 3)] == ["connecting", "lost", "connected"]
     finally:
@@ -500,8 +516,8 @@ def test_restarted_bridge_gets_sessions_reattached_and_events_resume(clients: An
     fake.handlers["propagate"] = lambda b, i, m: {"job": "j-1"}
     states, events, done = Recorder(), Recorder(), Recorder()
     client = clients(fake.address, on_state=states)
-    client.open({"path": "p"}, {"path": "o"})
-    client.propagate("s-1", 1001, 1010, on_event=events, on_done=done)
+    client.open({"path": "p"}, {"path": "o"}).result()
+    client.propagate("s-1", 1001, 1010, on_event=events, on_done=done).result()
     rid = fake.requests("propagate")[0].id
 
     def attach(b: FakeBridge, identity: bytes, m: protocol.Message) -> Any:
@@ -518,8 +534,8 @@ def test_restarted_bridge_gets_sessions_reattached_and_events_resume(clients: An
         assert fake.wait_for("attach")[0]["session"] == "s-1"
         assert [m.type for _, m in fake.seen][:2] == ["hello", "attach"]
         done.wait_for(lambda items: len(items) == 1)
-        assert [(e.name, e.get("frame")) for e in events.items] == [("progress", 1005), ("finished", None)]
-        assert client.sessions == ("s-1",) and client.status() == {}
+        assert [(e.event, e.get("frame")) for e in events.items] == [("progress", 1005), ("finished", None)]
+        assert client.sessions == ("s-1",) and client.status().result() == {}
     finally:
         fake.stop()
 
@@ -529,14 +545,14 @@ def test_restarted_bridge_without_the_session_reports_it_lost(clients: Any) -> N
     fake.handlers["propagate"] = lambda b, i, m: {"job": "j-1"}
     lost, done = Recorder(), Recorder()
     client = clients(fake.address, on_session_lost=lost)
-    client.open({"path": "p"}, {"path": "o"})
-    client.propagate("s-1", 1001, 1010, on_done=done)
+    client.open({"path": "p"}, {"path": "o"}).result()
+    client.propagate("s-1", 1001, 1010, on_done=done).result()
     progress_to = fake.seen[-1][0], fake.requests("propagate")[0].id
     fake.event(*progress_to, "progress", frame=1001, path="/m.1001.exr", done=1, total=10)
     time.sleep(0.1)
 
     def unknown(b: FakeBridge, i: bytes, m: protocol.Message) -> Any:
-        raise BridgeError("unknown_session", f"no session {m['session']}")
+        raise UnknownSessionError(f"no session {m['session']}")
 
     fake = _restart(fake)
     fake.handlers["attach"] = unknown
@@ -577,8 +593,8 @@ def test_version_mismatch_is_refused_with_a_clear_error(
     states = Recorder()
     client = clients(bridge.address, on_state=states)
     start = time.monotonic()
-    with pytest.raises(BridgeError) as err:
-        client.hello()
+    with pytest.raises(VersionMismatchError) as err:
+        client.hello().result()
     assert time.monotonic() - start < DEAD_AFTER
     assert err.value.name == "version_mismatch" and "2." in str(err.value) and "1.0" in str(err.value)
     assert states.wait_for(lambda items: len(items) == 2)[1][0] == "lost"
@@ -607,8 +623,8 @@ def test_curve_client_with_a_listed_key_connects(curve_bridge: FakeBridge, certi
     public, secret = load_keys(certificates / "client.key", certificates / "client.key_secret")
     assert len(public) == len(secret) == 40
     server_key = load_public_key(certificates / "server.key")
-    client = clients(curve_bridge.address, server_key=server_key, client_public=public, client_secret=secret)
-    assert client.hello()["bridge_version"] == "fake"
+    client = clients(curve_bridge.address, keys=Keys(server_key, public, secret))
+    assert client.hello().result()["bridge_version"] == "fake"
 
 
 @pytest.mark.parametrize(
@@ -625,14 +641,14 @@ def test_curve_bridge_is_unreachable_without_the_right_keys(
     options: dict[str, Any] = {}
     if keys == "stranger":
         public, secret = load_keys(certificates / "stranger.key", certificates / "stranger.key_secret")
-        options = dict(server_key=load_public_key(certificates / "server.key"), client_public=public, client_secret=secret)
+        options = dict(keys=Keys(load_public_key(certificates / "server.key"), public, secret))
     elif keys == "wrong-server-key":
         public, secret = load_keys(certificates / "client.key", certificates / "client.key_secret")
-        options = dict(server_key=load_public_key(certificates / "stranger.key"), client_public=public, client_secret=secret)
+        options = dict(keys=Keys(load_public_key(certificates / "stranger.key"), public, secret))
     client = clients(curve_bridge.address, **options)
     start = time.monotonic()
     with pytest.raises(BridgeUnreachableError, match=words):
-        client.hello()
+        client.hello().result()
     assert time.monotonic() - start <= DEAD_AFTER + 1.0
     assert curve_bridge.seen == []
 
@@ -660,10 +676,10 @@ def test_close_fails_waiting_calls_and_stops_the_thread(bridge: FakeBridge, clie
     bridge.wait_for("open")
     client.close()
     waiter.join(2)
-    assert not waiter.is_alive() and not client._thread.is_alive()
+    assert not waiter.is_alive() and not client.connection.thread.is_alive()
     assert len(failures) == 1 and isinstance(failures[0], BridgeUnreachableError) and "closed" in str(failures[0])
     with pytest.raises(BridgeUnreachableError, match="closed"):
-        client.status()
+        client.status().result()
     client.close()  # twice is fine
 
 
@@ -671,17 +687,17 @@ def test_blocking_call_from_a_direct_callback_is_refused(bridge: FakeBridge, cli
     client = clients(bridge.address)
     outcome = Recorder()
 
-    def nested(reply: Outcome) -> None:
+    def nested(reply: Message | RotobridgeError) -> None:
         try:
-            client.status()
+            client.status().result()
         except RuntimeError as exc:
             outcome(exc)
 
     client.submit("status", nested)
     (error,) = outcome.wait_for(lambda items: len(items) == 1)
-    assert "would deadlock" in str(error) and outcome.threads[0] == client._thread.ident
+    assert "would deadlock" in str(error) and outcome.threads[0] == client.connection.thread.ident
 
 
 def test_events_are_plain_objects() -> None:
-    event = Event("c-1", "progress", {"frame": 1001})
+    event = Message("c-1", "event", {"event": "progress", "frame": 1001})
     assert event["frame"] == 1001 and event.get("path") is None and not event.synthetic

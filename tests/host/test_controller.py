@@ -15,7 +15,8 @@ import pytest
 import zmq.auth
 
 from rotobridge import recipe
-from rotobridge.client import MainThreadQueue, Preview
+from rotobridge.mainthread import MainThreadQueue
+from rotobridge.protocol import Preview
 from rotobridge.controller import (
     CANCELLING,
     CONNECTING,
@@ -24,10 +25,10 @@ from rotobridge.controller import (
     READY,
     SESSION_OPEN,
     Controller,
-    Keys,
-    Shot,
 )
 from rotobridge.errors import HostError, RotobridgeError
+from rotobridge.keys import Keys
+from rotobridge.recipe import Shot
 
 from .fake_client import FakeClients
 
@@ -140,8 +141,9 @@ def test_open_sends_the_shot_as_recipe_parts() -> None:
     ctl, host, fake = opened()
     (call,) = fake.last.called("open")
     assert call.args == {
-        "plate": {"path": "/shots/sh010/plate/sh010.####.exr", "frames": "1001-1010", "colourspace": "ACEScg", "first_frame": 1},
-        "output": {"path": "/shots/sh010/mattes/sh010.####.exr", "compression": "zip", "binary": False, "overwrite": False},
+        # recipe parts as recipe.part_dict writes them: defaults (first_frame 1, zip, ...) left out
+        "plate": {"path": "/shots/sh010/plate/sh010.####.exr", "frames": "1001-1010", "colourspace": "ACEScg"},
+        "output": {"path": "/shots/sh010/mattes/sh010.####.exr"},
         "colour": {"config": "ocio://studio-config-latest"},
         "model": None,
     }
@@ -380,7 +382,7 @@ def test_keys_from_certificate_files(tmp_path: Path) -> None:
     fake = FakeClients()
     ctl = Controller(RecordingHost(), client_factory=fake)
     ctl.connect(ADDRESS, keys)
-    assert fake.last.keys == (keys.server_key, keys.client_public, keys.client_secret)
+    assert fake.last.keys == keys
 
 
 def test_the_real_client_drives_the_controller_alike() -> None:

@@ -22,7 +22,7 @@ BRIDGE_ONLY = ("torch", "sam2", "OpenImageIO", "PyOpenColorIO", "cv2", "fileseq"
 
 
 def _host_modules() -> list[str]:
-    path = [p for p in rotobridge.__path__ if Path(p).resolve().parent == PLUGIN]
+    path = [p for p in rotobridge.__path__ if Path(p).resolve().parent == PLUGIN / "src"]
     assert path, f"rotobridge is not imported from {PLUGIN}: {list(rotobridge.__path__)}"
     return sorted(m.name for m in pkgutil.walk_packages(path, "rotobridge."))
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from rotobridge import protocol
-from rotobridge.errors import ProtocolError
+from rotobridge import errors, protocol
+from rotobridge.errors import HostError, MissingFrameError, ProtocolError
+from rotobridge.protocol import Preview
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
 
@@ -30,12 +31,14 @@ def test_doc_version_is_the_code_version() -> None:
 
 
 def test_doc_request_table_is_the_code_schema() -> None:
-    documented = {}
-    for type_cell, fields_cell, _ in _rows(_section("Requests")):
+    documented, results = {}, {}
+    for type_cell, fields_cell, result_cell in _rows(_section("Requests")):
         fields = {m.group(1): m.group(2) == "?" for m in re.finditer(r"`(\w+)`(\??)", fields_cell)}
         documented[type_cell.strip("`")] = fields
+        results[type_cell.strip("`")] = set(re.findall(r"`(\w+)`", result_cell.split("(")[0]))
     code = {t: {k: spec.endswith("?") for k, spec in schema.items()} for t, schema in protocol.REQUESTS.items()}
     assert documented == code
+    assert results == {t: set(fields) for t, fields in protocol.RESULTS.items()}
 
 
 def test_doc_error_and_event_tables_are_the_code_lists() -> None:
@@ -87,16 +90,42 @@ def test_unknown_fields_are_tolerated_and_binary_kept() -> None:
 def test_round_trips() -> None:
     req = protocol.decode_request(protocol.request("prompt", "r1", session="s", object={"id": 1, "name": "car"}, frame=3, points=[[1, 2]], labels=[1]))
     assert req.type == "prompt" and req["object"] == {"id": 1, "name": "car"}
-    ok = protocol.decode_reply(protocol.reply("r1", {"session": "s"}, [b"ab"]))
-    assert ok.type == "reply" and ok["ok"] is True and ok["result"] == {"session": "s"} and ok.binary == (b"ab",)
-    err = protocol.decode_reply(protocol.error_reply("r1", "missing_frame", "plate frame 3 is missing: /x"))
+    ok = protocol.decode_reply(protocol.reply("r1", "propagate", {"job": "s"}, [b"ab"]))
+    assert ok.type == "reply" and ok["ok"] is True and ok["result"] == {"job": "s"} and ok.binary == (b"ab",)
+    answer = protocol.result("propagate", ok)
+    assert (answer.id, answer.type, dict(answer.fields), answer.binary) == ("r1", "propagate", {"job": "s"}, (b"ab",))
+    err = protocol.decode_reply(protocol.error_reply("r1", MissingFrameError(3, "/x")))
     assert err["error"] == {"name": "missing_frame", "message": "plate frame 3 is missing: /x"}
+    with pytest.raises(MissingFrameError, match="plate frame 3 is missing: /x"):  # the same class on the host
+        protocol.result("open", err)
     ev = protocol.decode_reply(protocol.event("r1", "progress", frame=1001, path="/m.1001.exr", done=1, total=5))
     assert ev.type == "event" and ev["event"] == "progress" and ev["frame"] == 1001
 
 
 def test_senders_refuse_names_outside_the_protocol() -> None:
-    with pytest.raises(ValueError):
-        protocol.error_reply("r", "oops", "x")
+    oops = protocol.decode_reply(protocol.error_reply("r", HostError("x")))  # a host-side error is no wire name
+    assert oops["error"] == {"name": "internal", "message": "x"}
     with pytest.raises(ValueError):
         protocol.event("r", "progress", frame=1)
+    with pytest.raises(ValueError):
+        protocol.reply("r", "open", {"session": "s"})  # the documented result fields, all of them
+
+
+@pytest.mark.parametrize("name", protocol.ERRORS)
+def test_every_wire_error_comes_back_as_its_own_class(name: str) -> None:
+    error = errors.from_wire(name, "what happened")
+    assert type(error) is errors.WIRE[name] and error.name == name and str(error) == "what happened"
+    assert protocol.error_object(error) == {"name": name, "message": "what happened"}
+    assert error.title and error.title != "rotobridge"
+
+
+def test_an_error_name_from_a_newer_bridge_is_kept() -> None:
+    error = errors.from_wire("quota_exceeded", "too many sessions")
+    assert isinstance(error, errors.BridgeError) and error.name == "quota_exceeded"
+
+
+def test_previews_round_trip() -> None:
+    preview = Preview(1003, 3, 2, (1, 9), (b"abcdef", b"ghijkl"))
+    info, planes = preview.encode()
+    answer = protocol.result("preview", protocol.decode_reply(protocol.reply("r", "preview", {"preview": info}, planes)))
+    assert Preview.decode(answer) == preview

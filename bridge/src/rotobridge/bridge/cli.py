@@ -128,17 +128,17 @@ def _keys(args: argparse.Namespace) -> int:
 
 def _ask_status(address: str, timeout: float, server_key: str | None, client_key: str | None) -> dict[str, Any]:
     """One `status` round trip through the host client (its errors say why a bridge did not answer)."""
-    from rotobridge.client import Client, load_keys, load_public_key
+    from rotobridge.client import Client
+    from rotobridge.keys import Keys
 
-    curve: dict[str, str] = {}
+    keys = None
     if server_key and client_key:
         try:
-            public, secret = load_keys(client_key, client_key)  # a .key_secret file holds both halves
-            curve = {"server_key": load_public_key(server_key), "client_public": public, "client_secret": secret}
+            keys = Keys.from_files(server_key, client_key)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"--server-key/--client-key: {exc}") from None
-    with Client(address, timeout=timeout, name="rotobridge status", **curve) as client:
-        return client.status()
+    with Client(address, keys=keys, timeout=timeout, name="rotobridge status") as client:
+        return client.status().result()
 
 
 def _gib(n: int) -> str:

@@ -14,10 +14,11 @@ import secrets
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-import fileseq
 import numpy as np
 import OpenImageIO as oiio
 import torch
+from fileseq.constants import PAD_STYLE_HASH1
+from fileseq.filesequence import FileSequence
 
 from rotobridge.bridge.plate import Window, crop_to_display
 from rotobridge.errors import MatteExistsError, OutputError
@@ -81,11 +82,11 @@ def _write_exr(path: str, spec: oiio.ImageSpec, pixels: np.ndarray) -> None:
         raise OutputError(out.geterror() or "OpenImageIO could not write the file")
 
 
-def matte_sequence(pattern: str) -> fileseq.FileSequence:
+def matte_sequence(pattern: str) -> FileSequence:
     """The file sequence a matte path names; OutputError unless it is EXR with a frame placeholder."""
     if not pattern.lower().endswith(".exr"):
         raise OutputError(f"matte path must end in .exr: {pattern}")
-    sequence = fileseq.FileSequence(pattern, pad_style=fileseq.PAD_STYLE_HASH1)
+    sequence = FileSequence(pattern, pad_style=PAD_STYLE_HASH1)
     if not sequence.padding():
         raise OutputError(f"matte path has no frame number placeholder (####, %04d, @ or $F4): {pattern}")
     return sequence

@@ -14,7 +14,7 @@ import socket
 import sys
 import time
 
-from rotobridge.errors import RotobridgeError
+from rotobridge.errors import InternalError
 
 FORMATS = ("human", "json")
 #: record attributes shown when a log call passes them in `extra`
@@ -51,14 +51,14 @@ def configure(level: str = "INFO", fmt: str = "human") -> None:
     logging.basicConfig(level=level, handlers=[handler])
 
 
-def internal_error(log: logging.Logger, doing: str, **context: str) -> RotobridgeError:
+def internal_error(log: logging.Logger, doing: str, **context: str) -> InternalError:
     """Log the exception being handled (a bug) with its traceback; the error to send instead.
 
-    Call from an `except` block. Its name is not a protocol error name, so it goes out as
-    `internal`; the message says where the traceback is.
+    Call from an `except` block. It goes out as `internal`; the message says where the
+    traceback is.
     """
     log.exception("bug while %s", doing, extra=context)
-    return RotobridgeError(
+    return InternalError(
         f"the bridge failed while {doing} (a bug): the traceback is in the log of the bridge process "
         f"{os.getpid()} on {socket.gethostname()}"
     )

@@ -11,7 +11,8 @@ every space here counts pixels, not squares.
   proxy mode changes no conversion; it only scales what is measured on images, such as
   `node.bbox()`, which is compared as `x_full * sx`.
 - **Blender** (Movie Clip Editor): normalised to the clip's size, origin bottom-left:
-  `x = u * width`, `y = height - v * height`. Frames: a clip plays its first image at
+  `x = u * width`, `y = height - v * height`; or clip pixels, origin bottom-left (what
+  the click tool measures): `x = x_clip`, `y = height - y_clip`. Frames: a clip plays its first image at
   scene frame `clip.frame_start`, and `clip.frame_offset` shifts which file is read, so
   `plate frame = first_frame + scene frame - frame_start + frame_offset`, where
   `first_frame` is the plate frame of the clip's first image (the number in
@@ -26,7 +27,9 @@ values, and tests pin each claim:
   stable from then on.
 - Blender stores marker positions as 32-bit floats; for those `u * width` and
   `height - v * height` are exact in double (24 + 13 bits), so u and v come back exactly
-  (v >= 2**-17, sizes up to 8192).
+  (v >= 2**-17, sizes up to 8192). Its operators take clip pixels as 32-bit floats
+  too; for those `height - y` is exact (y == 0 or y >= 2**-16, sizes up to 8192), so
+  `height - plate y` gives back the clip pixel's y exactly.
 """
 
 from __future__ import annotations
@@ -120,6 +123,13 @@ class BlenderClip:
 
     def from_plate(self, x: float, y: float) -> Point:
         return (x / self.width, (self.height - y) / self.height)
+
+    def pixel_to_plate(self, x: float, y: float) -> Point:
+        """Clip pixels (origin bottom-left) as plate pixels, with no detour through u, v
+        (`x / width * width` need not give x back)."""
+        plate = (x, self.height - y)
+        _check_inside(*plate, self.width, self.height, f"clip pixel ({x:g}, {y:g})")
+        return plate
 
     def plate_frame(self, scene_frame: int) -> int:
         return self.first_frame + scene_frame - self.frame_start + self.frame_offset

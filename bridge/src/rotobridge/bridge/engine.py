@@ -14,7 +14,7 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -134,7 +134,7 @@ class Engine:
         predictor = self.predictor
         # The state init_state would build, minus the eager decode. video_height/width are
         # set to the logits' own size so sam2 never upsamples; clicks are normalised here.
-        self.state: dict = {
+        self.state: dict[str, Any] = {
             "images": self.source,
             "num_frames": len(self.frames),
             "offload_video_to_cpu": False,

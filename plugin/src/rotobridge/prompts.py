@@ -120,7 +120,7 @@ class PromptModel:
 
     def dumps(self) -> str:
         """The compact stored form (see the module docstring)."""
-        data = {FORMAT_KEY: FORMAT_VERSION, "objects": [_object_json(o) for o in self.objects]}
+        data = {FORMAT_KEY: FORMAT_VERSION, "objects": [recipe.part_dict(o) for o in self.objects]}
         return json.dumps(data, separators=(",", ":"), allow_nan=False)
 
     @classmethod
@@ -168,7 +168,7 @@ class PromptModel:
 
     def _set_prompt(self, object_id: int, prompt: recipe.Prompt) -> recipe.Prompt:
         obj = self.object(object_id)
-        checked: recipe.Prompt = recipe.parse_part("prompt", _prompt_json(prompt), f"{obj.name}.prompts")
+        checked: recipe.Prompt = recipe.parse_part("prompt", recipe.part_dict(prompt), f"{obj.name}.prompts")
         others = [p for p in obj.prompts if p.frame != prompt.frame]
         prompts = tuple(sorted((*others, checked), key=lambda p: p.frame))
         self._objects[object_id] = dataclasses.replace(obj, prompts=prompts)
@@ -187,31 +187,13 @@ class PromptModel:
 
 def wire_object(obj: recipe.Object) -> dict[str, Any]:
     """The protocol's `object` for a prompt request: id, name and colour, no prompts."""
-    return {k: v for k, v in _object_json(obj).items() if k != "prompts"}
+    return {k: v for k, v in recipe.part_dict(obj).items() if k != "prompts"}
 
 
 def _checked_object(object_id: int, name: str, colour: Colour | None) -> recipe.Object:
     data = {"id": object_id, "name": name, "colour": None if colour is None else list(colour)}
     obj: recipe.Object = recipe.parse_part("object", data, "")
     return obj
-
-
-def _prompt_json(prompt: recipe.Prompt) -> dict[str, Any]:
-    out: dict[str, Any] = {"frame": prompt.frame}
-    if prompt.points:
-        out["points"] = [list(p) for p in prompt.points]
-        out["labels"] = list(prompt.labels)
-    if prompt.box is not None:
-        out["box"] = list(prompt.box)
-    return out
-
-
-def _object_json(obj: recipe.Object) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": obj.id, "name": obj.name}
-    if obj.colour is not None:
-        out["colour"] = list(obj.colour)
-    out["prompts"] = [_prompt_json(p) for p in obj.prompts]
-    return out
 
 
 def _known(data: Any, fields: Sequence[str]) -> Any:

@@ -2,16 +2,17 @@
 
 Everything a Nuke node and a Blender panel have in common lives here and is tested once
 (tests/host/test_controller.py, and through each adapter by tests/host/host_suite.py).
-An adapter implements `Host` — what only the host knows (the plate, where prompts are
-stored, its main thread, its UI) — and calls the controller's methods from its buttons.
+An adapter implements `host.Host` — what only the host knows (the plate, where prompts
+are stored, its main thread, its UI) — and calls the controller's methods from its buttons.
 
 States: disconnected -> connecting -> ready -> session_open -> propagating (-> cancelling)
 -> session_open. A lost connection shows as connecting while the client reconnects and
 re-attaches the session by itself.
 
-Threading: public methods run on the host's main thread and return at once. Bridge calls
-run one at a time, in order, on a worker thread; their results, like the client's events,
-come back through `Host.dispatch`, so every `Host` callback runs on the main thread.
+Threading: public methods run on the host's main thread and return at once. Bridge
+requests go out through the client's callback API (`Pending.then`); their answers, like
+the client's events, come back through `Host.dispatch`, so every `Host` callback runs on
+the main thread, which never waits for the bridge.
 
 The prompt model is the truth. Each edit is stored in the host at once (a saved script
 keeps it) and then sent to the session; edits made while no session is open are sent
@@ -21,111 +22,24 @@ kind end in exactly one place, `Host.on_error(title, message)`.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import logging
 import os
-import queue
-import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
-from . import recipe
-from .client import Client, Event, Preview, load_keys, load_public_key
-from .errors import BridgeUnreachableError, PromptError, RotobridgeError
+from . import errors, recipe
+from .client import Client, Pending
 from .coords import Box
+from .errors import BridgeUnreachableError, PromptError, RecipeError, RotobridgeError
+from .host import CANCELLING, CONNECTING, DISCONNECTED, PROPAGATING, READY, SESSION_OPEN, Host
+from .keys import Keys
+from .protocol import Message, Preview
 from .prompts import Colour, PromptModel, wire_object
+from .recipe import Shot
 
 log = logging.getLogger(__name__)
 
-DISCONNECTED = "disconnected"
-CONNECTING = "connecting"
-READY = "ready"
-SESSION_OPEN = "session_open"
-PROPAGATING = "propagating"
-CANCELLING = "cancelling"
-
-#: Dialog titles for error names (errors.py and docs/protocol.md).
-_TITLES: Mapping[str, str] = {
-    "bridge_unreachable": "Bridge unreachable",
-    "version_mismatch": "Bridge version mismatch",
-    "unknown_session": "Session lost",
-    "busy": "Bridge busy",
-    "not_tracked": "Nothing to preview",
-    "bad_recipe": "Invalid settings",
-    "bad_prompt": "Prompt",
-    "bad_plate": "Plate cannot be read",
-    "missing_frame": "Plate frame missing",
-    "bad_colour": "Colour settings",
-    "bad_model": "Model",
-    "matte_exists": "Mattes already exist",
-    "output_failed": "Writing mattes failed",
-    "path_not_allowed": "Path not allowed",
-    "host_setup": "Setup",
-}
-
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Shot:
-    """What the host knows about the plate being prompted and where its mattes go.
-
-    `size` is the display window the host converts coordinates with; opening a session
-    checks it against the plate the bridge reads, since a mismatch would misplace clicks.
-    """
-
-    plate: recipe.Plate
-    output: recipe.Output
-    colour: recipe.Colour = recipe.Colour()
-    size: tuple[int, int] | None = None
-
-
-@dataclass(frozen=True)
-class Keys:
-    """CURVE keys (z85) for a bridge outside this machine."""
-
-    server_key: str
-    client_public: str
-    client_secret: str
-
-    @classmethod
-    def from_files(cls, server_public_file: str, client_secret_file: str) -> Keys:
-        """From the bridge's `.key` file and this artist's `.key_secret` (which holds both keys)."""
-        public, secret = load_keys(client_secret_file, client_secret_file)
-        return cls(load_public_key(server_public_file), public, secret)
-
-
-class Host(Protocol):
-    """What only the host knows or can do; an adapter implements it, the controller calls it."""
-
-    def shot(self) -> Shot:
-        """The plate, colour and output of this shot; HostError when the scene cannot say."""
-
-    def load_prompts(self) -> str:
-        """The stored prompt model ("" when there is none yet)."""
-
-    def store_prompts(self, text: str) -> None:
-        """Keep the prompt model with the shot (it changed: reflect it in the host too)."""
-
-    def dispatch(self, fn: Callable[[], None]) -> None:
-        """Run `fn` soon on the host's main thread; callable from any thread."""
-
-    def state_changed(self, state: str) -> None:
-        """The controller entered `state` (one of the module's state names)."""
-
-    def show_preview(self, preview: Preview) -> None:
-        """Show one frame's preview mattes (one plane per object id in `preview.objects`)."""
-
-    def progress(self, frame: int, done: int, total: int) -> None:
-        """A matte of a propagation was written."""
-
-    def mattes_written(self, output: recipe.Output, status: str, written: int, total: int) -> None:
-        """A propagation ended (done, cancelled or failed): end its progress, reload the mattes."""
-
-    def on_error(self, title: str, message: str) -> None:
-        """Tell the artist; the only place errors become UI."""
-
 
 ClientFactory = Callable[..., Client]
 
@@ -138,11 +52,10 @@ class _Job:
 
 @dataclass
 class _Connection:
-    """One client and its worker; callbacks of a replaced connection are dropped."""
+    """One client; answers and events of a replaced connection are dropped."""
 
     client: Client
     address: str
-    work: queue.SimpleQueue[Callable[[], None] | None] = dataclasses.field(default_factory=queue.SimpleQueue)
     greeted: bool = False  # hello answered
     lost: bool = False  # the client is reconnecting
 
@@ -156,6 +69,7 @@ class Controller:
         self._conn: _Connection | None = None
         self._open_pending = False
         self._shot: Shot | None = None
+        self._model: recipe.Model | None = None  # what the session's bridge serves
         self._job: _Job | None = None
         self._ran = False  # this session wrote mattes: reruns overwrite them
         self._direction = "both"
@@ -196,20 +110,13 @@ class Controller:
 
         try:
             client = self._factory(
-                address,
-                server_key=keys and keys.server_key,
-                client_public=keys and keys.client_public,
-                client_secret=keys and keys.client_secret,
-                dispatch=self.host.dispatch,
-                on_state=on_state,
-                on_session_lost=self._on_session_lost,
+                address, keys=keys, dispatch=self.host.dispatch, on_state=on_state, on_session_lost=self._on_session_lost
             )
         except (RotobridgeError, ValueError, OSError) as exc:
             self.report(exc)
             return
         conn = self._conn = _Connection(client, address)
         links.append(conn)
-        threading.Thread(target=self._serve, args=(conn.work,), name="rotobridge-controller", daemon=True).start()
         self._notify()
 
         def greeted(info: dict[str, Any]) -> None:
@@ -222,7 +129,7 @@ class Controller:
             self.disconnect()
             self.report(exc, address)
 
-        self._run(client.hello, greeted, failed)
+        self._run(client.hello(), greeted, failed)
 
     def disconnect(self) -> None:
         """Close the session and the connection; prompts stay."""
@@ -231,10 +138,14 @@ class Controller:
             return
         self._conn, self._open_pending = None, False
         self._forget_session()
-        if session is not None:
-            conn.work.put(lambda: _quietly(conn.client.close_session, session))
-        conn.work.put(conn.client.close)
-        conn.work.put(None)
+        client = conn.client
+        if session is None:
+            client.close()
+        else:  # the client closes once the bridge answered (or gave up), whatever the main thread does
+            try:
+                client.close_session(session).when_done(client.close)
+            except RotobridgeError:
+                client.close()
         self._notify()
 
     def open_shot(self) -> None:
@@ -255,9 +166,9 @@ class Controller:
         old, client = self.session, conn.client
         self._forget_session()
         if old is not None:
-            self._run(lambda: _quietly(client.close_session, old))
-        colour = _json(shot.colour) or None
-        self._run(lambda: client.open(_json(shot.plate), _json(shot.output), colour), lambda r: self._opened(shot, r))
+            self._run(client.close_session(old), failed=_quietly)
+        fields = shot.fields()
+        self._run(client.open(fields["plate"], fields["output"], fields.get("colour")), lambda r: self._opened(shot, r))
 
     def _opened(self, shot: Shot, result: Mapping[str, Any]) -> None:
         session, size = str(result["session"]), (int(result["width"]), int(result["height"]))
@@ -272,13 +183,17 @@ class Controller:
             return
         first, last = result["frames"]
         self._shot, self.session, self.frames = shot, session, (int(first), int(last))
+        try:
+            self._model = recipe.parse_part("model", result.get("model"), "model")
+        except RecipeError:
+            self._model = None  # export says why
         self._notify()
         for obj in self.prompts.objects:
             for prompt in obj.prompts:
                 self._send(obj.id, prompt.frame, show=False)
 
     def _forget_session(self) -> None:
-        self.session, self.frames, self._job, self._ran = None, None, None, False
+        self.session, self.frames, self._job, self._ran, self._model = None, None, None, False, None
 
     # --- prompts -------------------------------------------------------------------
 
@@ -385,11 +300,7 @@ class Controller:
             self.report(exc)
 
         client = conn.client
-        self._run(
-            lambda: client.propagate(session, start, end, direction, replace, on_event=lambda ev: self._event(job, ev)),
-            None,
-            failed,
-        )
+        self._run(client.propagate(session, start, end, direction, replace, on_event=lambda ev: self._event(job, ev)), None, failed)
 
     def cancel(self) -> None:
         job = self._job
@@ -399,13 +310,13 @@ class Controller:
         self._notify()
         self._call(lambda c, s: c.cancel(s))
 
-    def _event(self, job: _Job, event: Event) -> None:
+    def _event(self, job: _Job, event: Message) -> None:
         if job is not self._job:
             return
-        if event.name == "progress":
+        if event.event == "progress":
             self.host.progress(int(event["frame"]), int(event["done"]), int(event["total"]))
             return
-        if event.name != "finished":
+        if event.event != "finished":
             return
         self._job = None
         written, status = int(event.get("written", 0)), str(event.get("status", "failed"))
@@ -416,22 +327,23 @@ class Controller:
         error = event.get("error")
         if status == "failed":
             name, message = (error.get("name"), error.get("message")) if isinstance(error, dict) else ("internal", "")
-            self.host.on_error(_TITLES.get(str(name), "Tracking failed"), str(message or "tracking failed"))
+            self.report(errors.from_wire(str(name), str(message or "tracking failed")))
 
     # --- recipes -------------------------------------------------------------------
 
     def export_recipe(self, path: str | os.PathLike[str]) -> recipe.Recipe | None:
-        """Write the recipe of this shot (atomically); the model is the one the bridge serves.
+        """Write the recipe of this shot (atomically), with the model the session's bridge serves.
 
-        Returns the recipe, None after reporting an error. Blocks for one quick request.
+        Local: everything it needs came with the session's `open` answer. Returns the
+        recipe, None after reporting an error.
         """
-        conn, session, shot = self._conn, self.session, self._shot
         try:
-            if conn is None or session is None or shot is None:
+            if self.session is None or self._shot is None:
                 raise PromptError("export needs the open session (it records the bridge's exact model): open the shot")
-            served = conn.client.export(session).get("model")
-            model: recipe.Model = recipe.parse_part("model", served, "model")
-            made = self.prompts.to_recipe(shot.plate, shot.output, model, shot.colour, recipe.Propagate(self._direction))
+            if self._model is None:
+                raise PromptError("the bridge did not say which model it serves when the shot opened: update the bridge")
+            shot = self._shot
+            made = self.prompts.to_recipe(shot.plate, shot.output, self._model, shot.colour, recipe.Propagate(self._direction))
             recipe.save(made, path)
         except (RotobridgeError, OSError) as exc:
             self.report(exc)
@@ -441,49 +353,38 @@ class Controller:
     # --- plumbing ------------------------------------------------------------------
 
     def _call(
-        self, fn: Callable[[Client, str], T], then: Callable[[T], None] | None = None, session: str | None = None
+        self, fn: Callable[[Client, str], Pending[T]], then: Callable[[T], None] | None = None, session: str | None = None
     ) -> None:
-        """Run `fn(client, session)` if a session is open (otherwise the model catches up on open)."""
+        """Send `fn(client, session)` if a session is open (otherwise the model catches up on open)."""
         conn, session = self._conn, session or self.session
         if conn is not None and session is not None:
-            client = conn.client
-            self._run(lambda: fn(client, session), then)
+            try:
+                pending = fn(conn.client, session)
+            except RotobridgeError as exc:
+                self.report(exc)
+                return
+            self._run(pending, then)
 
     def _run(
         self,
-        call: Callable[[], T],
+        pending: Pending[T],
         then: Callable[[T], None] | None = None,
         failed: Callable[[RotobridgeError], None] | None = None,
     ) -> None:
-        """Queue `call` for the worker; `then(result)` or `failed(error)` run on the main thread.
+        """`then(answer)` or `failed(error)` (default: report it) on the main thread, once the bridge answers.
 
         What comes back after the connection was replaced or closed is dropped.
         """
         conn = self._conn
-        if conn is None:
-            return
 
-        def deliver(fn: Callable[[], None]) -> None:
-            self.host.dispatch(lambda: fn() if self._conn is conn else None)
+        def current(fn: Callable[[], None]) -> None:
+            if conn is not None and self._conn is conn:
+                fn()
 
-        def job() -> None:
-            try:
-                result = call()
-            except RotobridgeError as exc:
-                deliver(functools.partial(failed or self.report, exc))
-            except Exception as exc:  # a bug must reach the artist, not die in a thread
-                log.exception("rotobridge request failed")
-                deliver(functools.partial(self.report, exc))
-            else:
-                if then is not None:
-                    deliver(functools.partial(then, result))
-
-        conn.work.put(job)
-
-    @staticmethod
-    def _serve(work: queue.SimpleQueue[Callable[[], None] | None]) -> None:
-        while (job := work.get()) is not None:
-            job()
+        pending.then(
+            lambda answer: current(lambda: then(answer)) if then is not None else None,
+            lambda error: current(lambda: (failed or self.report)(error)),
+        )
 
     def _on_session_lost(self, session: str) -> None:
         if session != self.session:
@@ -491,7 +392,7 @@ class Controller:
         self._forget_session()
         self._notify()
         self.host.on_error(
-            _TITLES["unknown_session"],
+            errors.UnknownSessionError.title,
             "The bridge no longer knows this shot's session (it restarted?). Open the shot again: "
             "your prompts are kept and will be sent again.",
         )
@@ -504,7 +405,7 @@ class Controller:
 
     def report(self, exc: BaseException, address: str = "") -> None:
         """Tell the artist about an error: the one way errors reach `Host.on_error`."""
-        name = getattr(exc, "name", "internal")
+        title = exc.title if isinstance(exc, RotobridgeError) else "rotobridge"
         message = str(exc) or type(exc).__name__
         if isinstance(exc, BridgeUnreachableError):
             where = address or (self._conn.address if self._conn else "its address")
@@ -512,17 +413,9 @@ class Controller:
                 f"No answer from the bridge at {where}. Start it on the GPU machine "
                 f"(`rotobridge serve`), or check the address and, for a remote bridge, the keys. ({message})"
             )
-        self.host.on_error(_TITLES.get(str(name), "rotobridge"), message)
+        self.host.on_error(title, message)
 
 
-def _json(part: Any) -> dict[str, Any]:
-    """A recipe part (plate, colour, output) as its protocol object, unset fields left out."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(part).items() if v is not None}
-
-
-def _quietly(fn: Callable[[str], object], session: str) -> None:
+def _quietly(error: RotobridgeError) -> None:
     """Closing a session that is already gone is not worth telling anyone about."""
-    try:
-        fn(session)
-    except RotobridgeError:
-        log.debug("closing session %s failed", session, exc_info=True)
+    log.debug("closing a session failed: %s", error)

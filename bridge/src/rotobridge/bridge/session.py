@@ -4,7 +4,7 @@ A session is what an artist's panel drives: clicks become prompts (kept as recip
 prompts, so the session can always be exported as a recipe that `rotobridge render`
 reproduces), previews are computed from the engine's logits, and a propagation is a
 `PropagationJob` the device worker steps one frame at a time, through the same
-`render.write_mattes` loop a batch render uses. A session is built and changed only on
+`tracking.write_mattes` loop a batch render uses. A session is built and changed only on
 the device worker thread; the I/O thread only reads its owner, idle time and job.
 """
 
@@ -15,16 +15,16 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Generator, Mapping, Sequence
 
 import torch
 
 from rotobridge import protocol
 from rotobridge import recipe as recipes
-from rotobridge.errors import CancelledError, ModelError, RecipeError, RotobridgeError, SessionError
+from rotobridge.errors import BusyError, CancelledError, ModelError, NotTrackedError, RecipeError, RotobridgeError
+from rotobridge.protocol import Preview
 
-from . import render
+from . import tracking
 from .colour import ColourPipeline
 from .engine import Engine, FrameResult
 from .logs import internal_error
@@ -47,8 +47,8 @@ def preview_size(width: int, height: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def preview(result: FrameResult, width: int, height: int) -> tuple[dict[str, Any], list[bytes]]:
-    """The protocol's preview of a frame: result fields and one uint8 plane per object.
+def preview(result: FrameResult, width: int, height: int) -> Preview:
+    """The protocol's preview of a frame: one uint8 plane per object.
 
     The low-resolution logits are resampled straight to the preview size (as the matte
     writer resamples them to the plate's) and turned into probabilities, 0-255.
@@ -57,32 +57,23 @@ def preview(result: FrameResult, width: int, height: int) -> tuple[dict[str, Any
     with torch.inference_mode():
         probability = torch.sigmoid(upsample_logits(result.logits, h, w)[:, 0])
         planes = torch.round(probability * 255).to(torch.uint8).cpu().numpy()
-    fields = {"frame": result.frame, "width": w, "height": h, "objects": list(result.obj_ids), "format": "u8"}
-    return fields, [plane.tobytes() for plane in planes]
+    return Preview(result.frame, w, h, tuple(result.obj_ids), tuple(plane.tobytes() for plane in planes))
 
 
-@dataclass(frozen=True)
-class Shot:
-    """What `open` asks for, validated: recipe sections whose paths lie inside the allowed roots."""
+def checked_shot(fields: Mapping[str, Any], roots: Sequence[str], loaded: LoadedModel, served: recipes.Model) -> recipes.Shot:
+    """What `open` asks for, validated: recipe parts whose paths lie inside the allowed roots.
 
-    plate: recipes.Plate
-    colour: recipes.Colour
-    output: recipes.Output
-
-    @classmethod
-    def parse(cls, message: Mapping[str, Any], roots: Sequence[str], loaded: LoadedModel, served: recipes.Model) -> Shot:
-        """Cheap checks, done before any file is opened: sections, model, paths."""
-        plate = recipes.parse_part("plate", message["plate"], "plate")
-        colour = recipes.parse_part("colour", message.get("colour") or {}, "colour")
-        output = recipes.parse_part("output", message["output"], "output")
-        if message.get("model") is not None:
-            _check_model(recipes.parse_part("model", message["model"], "model"), loaded, served)
-        allowed_path(plate.path, roots, "plate")
-        allowed_path(output.path, roots, "output")
-        if colour.config and "://" not in colour.config:
-            allowed_path(colour.config, roots, "OCIO config")
-        matte_sequence(output.path)
-        return cls(plate, colour, output)
+    Cheap checks, done before any file is opened: parts, model, paths.
+    """
+    shot = recipes.Shot.parse(fields)
+    if fields.get("model") is not None:
+        _check_model(recipes.parse_part("model", fields["model"], "model"), loaded, served)
+    allowed_path(shot.plate.path, roots, "plate")
+    allowed_path(shot.output.path, roots, "output")
+    if shot.colour.config and "://" not in shot.colour.config:
+        allowed_path(shot.colour.config, roots, "OCIO config")
+    matte_sequence(shot.output.path)
+    return shot
 
 
 def _check_model(asked: recipes.Model, loaded: LoadedModel, served: recipes.Model) -> None:
@@ -102,7 +93,7 @@ def _check_model(asked: recipes.Model, loaded: LoadedModel, served: recipes.Mode
 class Session:
     """An opened shot; sessions are keyed by an unguessable id (the capability to use it)."""
 
-    def __init__(self, session_id: str, shot: Shot, loaded: LoadedModel, served: recipes.Model, roots: Sequence[str]) -> None:
+    def __init__(self, session_id: str, shot: recipes.Shot, loaded: LoadedModel, served: recipes.Model, roots: Sequence[str]) -> None:
         self.id = session_id
         self.shot = shot
         self.loaded = loaded
@@ -170,15 +161,16 @@ class Session:
             "frames": [frames[0], frames[-1]],
             "width": self.width,
             "height": self.height,
-            "objects": recipes.to_dict(self.recipe(check=False))["objects"],
+            "model": recipes.part_dict(self.served),
+            "objects": [recipes.part_dict(o) for o in self.objects.values()],
             "job": job.describe() if job is not None else None,
         }
 
     def _not_busy(self) -> None:
         job = self.running
         if job is not None:
-            raise SessionError(
-                "busy", f"the session is propagating (job {job.id}, {job.done}/{job.total} frames): cancel it or wait"
+            raise BusyError(
+                f"the session is propagating (job {job.id}, {job.done}/{job.total} frames): cancel it or wait"
             )
 
     def prompt(self, obj: recipes.Object, prompt: recipes.Prompt) -> FrameResult:
@@ -197,7 +189,7 @@ class Session:
     def preview(self, frame: int) -> FrameResult:
         self.engine.index(frame)
         if frame not in self.engine.prompted_frames():
-            raise SessionError("not_tracked", f"frame {frame} holds no prompt: preview a frame you clicked on")
+            raise NotTrackedError(f"frame {frame} holds no prompt: preview a frame you clicked on")
         return self.engine.logits_at(frame)
 
     def clear(self, object_id: int, frame: int) -> None:
@@ -242,15 +234,15 @@ class Session:
         if end < start:
             raise RecipeError("end", f"frame {end} is before start {start}")
         if not self.objects:
-            raise SessionError("not_tracked", "nothing to propagate: no object has a prompt yet")
+            raise NotTrackedError("nothing to propagate: no object has a prompt yet")
         allowed_path(self.shot.output.path, self.roots, "output")  # the folder may have changed since open
         self.direction = direction
         recipe = self.recipe()
         frames = [f for f in self.plate.info.frames if start <= f <= end]
-        writer = render.matte_writer(recipe, self.plate.info, self.colour, self.loaded, overwrite=overwrite)
+        writer = tracking.matte_writer(recipe, self.plate.info, self.colour, self.loaded, overwrite=overwrite)
         writer.check(frames)
         cancel = threading.Event()
-        steps = render.write_mattes(self.engine, writer, list(self.objects), render.passes(recipe, frames), frames, cancel=cancel)
+        steps = tracking.write_mattes(self.engine, writer, list(self.objects), tracking.passes(recipe, frames), frames, cancel=cancel)
         self.job = PropagationJob(request_id, len(frames), steps, cancel, emit)
         return self.job
 
@@ -270,7 +262,7 @@ class PropagationJob:
     """
 
     def __init__(
-        self, request_id: str, total: int, steps: Generator[list[render.Written], None, None], cancel: threading.Event, emit: Emit
+        self, request_id: str, total: int, steps: Generator[list[tracking.Written], None, None], cancel: threading.Event, emit: Emit
     ) -> None:
         self.id = request_id
         self.total = total
@@ -295,7 +287,7 @@ class PropagationJob:
         if self._advance(lambda: self._steps.throw(stop)):
             self._advance(lambda: next(self._steps))  # the cancellation, once the last writes are reported
 
-    def _advance(self, step: Callable[[], list[render.Written]]) -> bool:
+    def _advance(self, step: Callable[[], list[tracking.Written]]) -> bool:
         if self.over:
             return False
         try:

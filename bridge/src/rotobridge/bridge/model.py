@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
+from rotobridge import recipe as recipes
 from rotobridge.errors import ModelError
 
 from . import registry
@@ -183,12 +184,18 @@ def make_random_checkpoint(
     return path
 
 
-def from_recipe(model: Any, base_resolve: Callable[[str], str], device: str = "auto") -> LoadedModel:
+def from_recipe(model: recipes.Model, base_resolve: Callable[[str], str], device: str = "auto") -> LoadedModel:
     """Resolve a recipe's model section (registry name and/or config + checkpoint) and build it."""
     spec = registry.get(model.name) if model.name else None
-    config = model.config or spec.config  # recipe validation guarantees one of them
+    # Recipe validation guarantees a config (own or the registry model's) and a checkpoint
+    # (own or the registry model's); the ModelErrors only name a section that skipped it.
+    config = model.config or (spec.config if spec is not None else None)
+    if not config:
+        raise ModelError("the model section needs 'config' with 'checkpoint' unless 'name' says which model it is")
     if model.checkpoint:
         checkpoint = Path(base_resolve(model.checkpoint))
-    else:
+    elif spec is not None:
         checkpoint = registry.checkpoints_dir() / spec.filename
+    else:
+        raise ModelError("the model section needs either 'name' (a registry model) or 'checkpoint' (a checkpoint file)")
     return build(config, checkpoint, device=device, overrides=model.overrides, name=model.name or Path(config).stem)

@@ -26,7 +26,7 @@ import zmq
 
 from rotobridge import protocol
 from rotobridge import recipe as recipes
-from rotobridge.errors import ConfigError, ProtocolError, RotobridgeError, SessionError
+from rotobridge.errors import ConfigError, ProtocolError, RotobridgeError, UnknownSessionError
 from rotobridge.version import __version__
 
 from .config import BridgeConfig
@@ -34,7 +34,7 @@ from .logs import internal_error
 from .model import LoadedModel
 from .scheduler import Scheduler
 from .security import secure_server
-from .session import Session, Shot, preview
+from .session import Session, checked_shot, preview
 
 log = logging.getLogger(__name__)
 
@@ -255,18 +255,18 @@ class Server:
                 answer()
         except ProtocolError as exc:
             log.debug("refused a message from %s: %s", identity.hex()[:8], exc)
-            self._post(identity, protocol.error_from(exc.request_id, exc))
+            self._post(identity, protocol.error_reply(exc.request_id, exc))
         except RotobridgeError as exc:
-            self._post(identity, protocol.error_from(rid, exc))
+            self._post(identity, protocol.error_reply(rid, exc))
         except Exception:
-            self._post(identity, protocol.error_from(rid, internal_error(log, "reading a request", request=rid or "?")))
+            self._post(identity, protocol.error_reply(rid, internal_error(log, "reading a request", request=rid or "?")))
 
     def _session(self, session_id: str) -> Session:
         with self._lock:
             session = self._sessions.get(session_id)
         if session is None:
-            raise SessionError(
-                "unknown_session", f"no session {session_id[:8]}… on this bridge (closed, expired or never opened): open the shot again"
+            raise UnknownSessionError(
+                f"no session {session_id[:8]}… on this bridge (closed, expired or never opened): open the shot again"
             )
         return session
 
@@ -275,12 +275,12 @@ class Server:
         context = {"request": msg.id, **({"session": session.label} if session else {})}
         try:
             fields, binary = handle()
-            frames = protocol.reply(msg.id, fields, binary)
+            frames = protocol.reply(msg.id, msg.type, fields, binary)
         except RotobridgeError as exc:
             log.info("%s refused: %s: %s", msg.type, exc.name, exc, extra=context)
-            frames = protocol.error_from(msg.id, exc)
+            frames = protocol.error_reply(msg.id, exc)
         except Exception:
-            frames = protocol.error_from(msg.id, internal_error(log, f"handling {msg.type}", **context))
+            frames = protocol.error_reply(msg.id, internal_error(log, f"handling {msg.type}", **context))
         self._post(identity, frames)
 
     def _expire(self) -> None:
@@ -325,7 +325,7 @@ class Server:
         return {"cancelled": job is not None}, []
 
     def _open(self, identity: bytes, msg: protocol.Message) -> Result:
-        shot = Shot.parse(msg.fields, self.roots, self.loaded, self.served)
+        shot = checked_shot(msg.fields, self.roots, self.loaded, self.served)
         opened = Session(secrets.token_urlsafe(16), shot, self.loaded, self.served, self.roots)
         opened.touch(identity)
         with self._lock:
@@ -336,11 +336,11 @@ class Server:
     def _prompt(self, identity: bytes, msg: protocol.Message, session: Session) -> Result:
         obj = recipes.parse_part("object", msg["object"], "object")
         prompt = recipes.parse_part("prompt", {k: msg[k] for k in ("frame", "points", "labels", "box") if k in msg.fields}, "")
-        fields, binary = preview(session.prompt(obj, prompt), session.width, session.height)
+        fields, binary = preview(session.prompt(obj, prompt), session.width, session.height).encode()
         return {"preview": fields}, binary
 
     def _preview(self, identity: bytes, msg: protocol.Message, session: Session) -> Result:
-        fields, binary = preview(session.preview(msg["frame"]), session.width, session.height)
+        fields, binary = preview(session.preview(msg["frame"]), session.width, session.height).encode()
         return {"preview": fields}, binary
 
     def _clear(self, identity: bytes, msg: protocol.Message, session: Session) -> Result:

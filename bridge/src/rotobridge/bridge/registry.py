@@ -137,7 +137,7 @@ def checkpoints_dir() -> Path:
     override = os.environ.get("ROTOBRIDGE_CHECKPOINTS")
     if override:
         return Path(override).expanduser()
-    return Path(__file__).resolve().parents[3] / "checkpoints"
+    return Path(__file__).resolve().parents[4] / "checkpoints"  # bridge/src/rotobridge/bridge/registry.py
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

@@ -19,7 +19,7 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
-from rotobridge.client import load_keys
+from rotobridge.keys import load_keys
 from rotobridge.errors import ConfigError, PathNotAllowedError
 
 log = logging.getLogger(__name__)

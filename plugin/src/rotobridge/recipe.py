@@ -15,11 +15,13 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Collection, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Collection, Mapping, Sequence
 
 from .errors import RecipeError
+from .fields import Fields, boolean, box, choice, frameset, join, label, listing, point, rgb, string, whole
 
-#: The schema version this code writes; older versions are upgraded on load.
+#: The schema version this code reads and writes (there is no older one yet: when version 2
+#: comes, version 1 files are upgraded on load by a tested table of upgrade functions).
 RECIPE_VERSION = 1
 VERSION_KEY = "rotobridge_recipe"
 
@@ -28,7 +30,9 @@ COMPRESSIONS = ("zip", "zips", "piz", "rle", "none")
 #: Object names become EXR layer names; Nuke splits channel names on dots and keeps
 #: letters, digits and underscores, so anything else would arrive renamed.
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
-_FRAMESET = re.compile(r"^\s*-?\d+(\s*-\s*-?\d+(\s*[xy:]\s*\d+)?)?(\s*,\s*-?\d+(\s*-\s*-?\d+(\s*[xy:]\s*\d+)?)?)*\s*$")
+#: A matte path's frame number placeholder, just before `.exr`, as rotobridge.bridge.mattes
+#: (fileseq) reads it: `####`/`#` (Nuke: one digit each), `%04d`, `@@@@`, `$F4`.
+_PLACEHOLDER = re.compile(r"(#+|@+|%0?\d*d|\$F\d*)\.exr$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -118,143 +122,85 @@ class Recipe:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class Shot:
+    """The shot a session is opened on: the recipe parts an `open` request carries.
+
+    `size` is what only a host knows, the display window it converts clicks with; it is
+    not sent, but checked against the plate the bridge reads, since a mismatch would
+    misplace every click.
+    """
+
+    plate: Plate
+    output: Output
+    colour: Colour = field(default_factory=Colour)
+    size: tuple[int, int] | None = field(default=None, compare=False)
+
+    def fields(self) -> dict[str, Any]:
+        """The `open` request's fields (docs/protocol.md)."""
+        out = {"plate": part_dict(self.plate), "output": part_dict(self.output)}
+        colour = part_dict(self.colour)
+        return {**out, "colour": colour} if colour else out
+
+    @classmethod
+    def parse(cls, fields: Mapping[str, Any]) -> Shot:
+        """An `open` request's shot, validated like the same parts of a recipe file."""
+        return cls(
+            plate=_plate(fields.get("plate"), "plate"),
+            output=_output(fields.get("output"), "output"),
+            colour=_colour(fields.get("colour") or {}, "colour"),
+        )
+
+
 # --- parsing -------------------------------------------------------------------------
-
-T = TypeVar("T")
-
-
-class _Fields:
-    """Reads one JSON object, remembering the field path for error messages."""
-
-    def __init__(self, data: Any, where: str) -> None:
-        if not isinstance(data, dict):
-            raise RecipeError(where or "recipe", f"must be an object, got {_kind(data)}")
-        self.data = data
-        self.where = where
-        self.seen: set[str] = set()
-
-    def path(self, key: str) -> str:
-        return _join(self.where, key)
-
-    def get(self, key: str, check: Callable[[Any, str], T], default: Any = ..., ) -> T:
-        self.seen.add(key)
-        if key not in self.data or (self.data[key] is None and default is not ...):
-            if default is ...:
-                raise RecipeError(self.path(key), "is required")
-            return default  # type: ignore[no-any-return]
-        return check(self.data[key], self.path(key))
-
-    def done(self) -> None:
-        unknown = sorted(set(self.data) - self.seen)
-        if unknown:
-            raise RecipeError(self.path(unknown[0]), f"unknown field (known: {', '.join(sorted(self.seen))})")
-
-
-def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
-
-
-def _kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null"}.get(
-        type(value), type(value).__name__
-    )
-
-
-def _str(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise RecipeError(where, f"must be a non-empty string, got {_kind(value)}")
-    return value
-
-
-def _int(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise RecipeError(where, f"must be a whole number, got {_kind(value)}")
-    return value
-
-
-def _num(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value in (
-        float("inf"),
-        float("-inf"),
-    ):
-        raise RecipeError(where, f"must be a finite number, got {_kind(value)}")
-    return float(value)
-
-
-def _bool(value: Any, where: str) -> bool:
-    if not isinstance(value, bool):
-        raise RecipeError(where, f"must be true or false, got {_kind(value)}")
-    return value
-
-
-def _list(value: Any, where: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise RecipeError(where, f"must be a list, got {_kind(value)}")
-    return value
-
-
-def _choice(options: Sequence[str]) -> Callable[[Any, str], str]:
-    def check(value: Any, where: str) -> str:
-        if value not in options:
-            raise RecipeError(where, f"must be one of {', '.join(options)}, got {value!r}")
-        return str(value)
-
-    return check
-
-
-def _frameset(value: Any, where: str) -> str:
-    text = _str(value, where)
-    if not _FRAMESET.match(text):
-        raise RecipeError(where, f"{text!r} is not a frame range such as '1001-1100' or '1001-1100x2'")
-    return text
 
 
 def _part(value: Any, where: str) -> str | int:
     if isinstance(value, str):
-        return _str(value, where)
-    return _int(value, where)
+        return string(value, where)
+    return whole(value, where)
 
 
 def _plate(data: Any, where: str) -> Plate:
-    f = _Fields(data, where)
+    f = Fields(data, where)
     plate = Plate(
-        path=f.get("path", _str),
-        frames=f.get("frames", _frameset),
-        colourspace=f.get("colourspace", _str),
-        layer=f.get("layer", _str, None),
+        path=f.get("path", string),
+        frames=f.get("frames", frameset),
+        colourspace=f.get("colourspace", string),
+        layer=f.get("layer", string, None),
         part=f.get("part", _part, None),
-        first_frame=f.get("first_frame", _int, 1),
+        first_frame=f.get("first_frame", whole, 1),
     )
     f.done()
     return plate
 
 
 def _colour(data: Any, where: str) -> Colour:
-    f = _Fields(data, where)
+    f = Fields(data, where)
     colour = Colour(
-        config=f.get("config", _str, None),
-        display=f.get("display", _str, None),
-        view=f.get("view", _str, None),
+        config=f.get("config", string, None),
+        display=f.get("display", string, None),
+        view=f.get("view", string, None),
     )
     f.done()
     return colour
 
 
 def _overrides(value: Any, where: str) -> tuple[str, ...]:
-    items = _list(value, where)
+    items = listing(value, where)
     for i, item in enumerate(items):
-        text = _str(item, f"{where}[{i}]")
+        text = string(item, f"{where}[{i}]")
         if not re.match(r"^\+{0,2}model\.[A-Za-z0-9_.]+=\S+$", text):
             raise RecipeError(f"{where}[{i}]", f"{text!r} is not a sam2 config override such as '++model.image_size=512'")
     return tuple(items)
 
 
 def _model(data: Any, where: str) -> Model:
-    f = _Fields(data, where)
+    f = Fields(data, where)
     model = Model(
-        name=f.get("name", _str, None),
-        config=f.get("config", _str, None),
-        checkpoint=f.get("checkpoint", _str, None),
+        name=f.get("name", string, None),
+        config=f.get("config", string, None),
+        checkpoint=f.get("checkpoint", string, None),
         overrides=f.get("overrides", _overrides, ()),
     )
     f.done()
@@ -265,40 +211,16 @@ def _model(data: Any, where: str) -> Model:
     return model
 
 
-def _point(value: Any, where: str) -> tuple[float, float]:
-    items = _list(value, where)
-    if len(items) != 2:
-        raise RecipeError(where, f"must be [x, y], got {len(items)} numbers")
-    return (_num(items[0], f"{where}[0]"), _num(items[1], f"{where}[1]"))
-
-
-def _label(value: Any, where: str) -> int:
-    label = _int(value, where)
-    if label not in (0, 1):
-        raise RecipeError(where, f"must be 1 (positive) or 0 (negative), got {label}")
-    return label
-
-
-def _box(value: Any, where: str) -> tuple[float, float, float, float]:
-    items = _list(value, where)
-    if len(items) != 4:
-        raise RecipeError(where, f"must be [x0, y0, x1, y1], got {len(items)} numbers")
-    x0, y0, x1, y1 = (_num(v, f"{where}[{i}]") for i, v in enumerate(items))
-    if not (x1 > x0 and y1 > y0):
-        raise RecipeError(where, "must have x1 > x0 and y1 > y0 (top-left then bottom-right corner)")
-    return (x0, y0, x1, y1)
-
-
 def _prompt(data: Any, where: str) -> Prompt:
-    f = _Fields(data, where)
-    points = tuple(_point(p, f"{f.path('points')}[{i}]") for i, p in enumerate(f.get("points", _list, [])))
-    labels = tuple(_label(v, f"{f.path('labels')}[{i}]") for i, v in enumerate(f.get("labels", _list, [])))
+    f = Fields(data, where)
+    points = tuple(point(p, f"{f.path('points')}[{i}]") for i, p in enumerate(f.get("points", listing, [])))
+    labels = tuple(label(v, f"{f.path('labels')}[{i}]") for i, v in enumerate(f.get("labels", listing, [])))
     prompt = Prompt(
-        frame=f.get("frame", _int),
+        frame=f.get("frame", whole),
         points=points,
         labels=labels,
-        box=f.get("box", _box, None),
-        mask=f.get("mask", _str, None),
+        box=f.get("box", box, None),
+        mask=f.get("mask", string, None),
     )
     f.done()
     if len(points) != len(labels):
@@ -310,21 +232,13 @@ def _prompt(data: Any, where: str) -> Prompt:
     return prompt
 
 
-def _colour_triplet(value: Any, where: str) -> tuple[float, float, float]:
-    items = _list(value, where)
-    if len(items) != 3:
-        raise RecipeError(where, "must be [r, g, b]")
-    r, g, b = (_num(v, f"{where}[{i}]") for i, v in enumerate(items))
-    return (r, g, b)
-
-
 def _object(data: Any, where: str, *, with_prompts: bool = True) -> Object:
     """An object; without `with_prompts`, only its id, name and colour (the protocol's `object`)."""
-    f = _Fields(data, where)
-    obj_id = f.get("id", _int)
+    f = Fields(data, where)
+    obj_id = f.get("id", whole)
     if obj_id < 0:
         raise RecipeError(f.path("id"), "must be 0 or more")
-    name = f.get("name", _str)
+    name = f.get("name", string)
     if not _NAME.match(name):
         raise RecipeError(
             f.path("name"),
@@ -332,7 +246,7 @@ def _object(data: Any, where: str, *, with_prompts: bool = True) -> Object:
         )
     prompts: tuple[Prompt, ...] = ()
     if with_prompts:
-        raw_prompts = f.get("prompts", _list)
+        raw_prompts = f.get("prompts", listing)
         if not raw_prompts:
             raise RecipeError(f.path("prompts"), "needs at least one prompt")
         prompts = tuple(_prompt(p, f"{f.path('prompts')}[{i}]") for i, p in enumerate(raw_prompts))
@@ -340,29 +254,34 @@ def _object(data: Any, where: str, *, with_prompts: bool = True) -> Object:
         duplicate = next((fr for fr in frames if frames.count(fr) > 1), None)
         if duplicate is not None:
             raise RecipeError(f.path("prompts"), f"frame {duplicate} appears twice: put all its clicks in one prompt")
-    obj = Object(id=obj_id, name=name, prompts=prompts, colour=f.get("colour", _colour_triplet, None))
+    obj = Object(id=obj_id, name=name, prompts=prompts, colour=f.get("colour", rgb, None))
     f.done()
     return obj
 
 
 def _propagate(data: Any, where: str) -> Propagate:
-    f = _Fields(data, where)
-    prop = Propagate(direction=f.get("direction", _choice(DIRECTIONS), "both"), start=f.get("start", _int, None))
+    f = Fields(data, where)
+    prop = Propagate(direction=f.get("direction", choice(DIRECTIONS), "both"), start=f.get("start", whole, None))
     f.done()
     return prop
 
 
 def _output(data: Any, where: str) -> Output:
-    f = _Fields(data, where)
+    f = Fields(data, where)
     out = Output(
-        path=f.get("path", _str),
-        compression=f.get("compression", _choice(COMPRESSIONS), "zip"),
-        binary=f.get("binary", _bool, False),
-        overwrite=f.get("overwrite", _bool, False),
+        path=f.get("path", string),
+        compression=f.get("compression", choice(COMPRESSIONS), "zip"),
+        binary=f.get("binary", boolean, False),
+        overwrite=f.get("overwrite", boolean, False),
     )
     f.done()
     if not out.path.lower().endswith(".exr"):
-        raise RecipeError(f"{where}.path", "mattes are OpenEXR: the path must end in .exr")
+        raise RecipeError(join(where, "path"), "mattes are OpenEXR: the path must end in .exr")
+    if not _PLACEHOLDER.search(out.path):
+        raise RecipeError(
+            join(where, "path"),
+            f"{out.path!r} has no frame number placeholder before .exr (e.g. sh010.####.exr, %04d, @@@@ or $F4)",
+        )
     return out
 
 
@@ -387,15 +306,15 @@ def parse_part(kind: str, data: Any, where: str) -> Any:
 
 def parse(data: Any, base_dir: str = ".") -> Recipe:
     """Validate a decoded recipe; the first problem raises RecipeError naming its field."""
-    f = _Fields(data, "")
-    version = f.get(VERSION_KEY, _int)
+    f = Fields(data, "")
+    version = f.get(VERSION_KEY, whole)
     if version > RECIPE_VERSION:
         raise RecipeError(
             VERSION_KEY, f"recipe version {version} is newer than this rotobridge understands ({RECIPE_VERSION}); upgrade rotobridge"
         )
     if version < 1:
         raise RecipeError(VERSION_KEY, f"unknown recipe version {version}")
-    objects = tuple(_object(o, f"objects[{i}]") for i, o in enumerate(f.get("objects", _list)))
+    objects = tuple(_object(o, f"objects[{i}]") for i, o in enumerate(f.get("objects", listing)))
     if not objects:
         raise RecipeError("objects", "needs at least one object")
     for key in ("id", "name"):
@@ -434,26 +353,45 @@ def load(path: str | os.PathLike[str]) -> Recipe:
     return loads(text, str(p.resolve().parent))
 
 
+#: Each part's fields left out of its JSON form when they hold these (defaults, or nothing yet).
+_OMITTED: Mapping[type, Mapping[str, Any]] = {
+    Plate: {"layer": None, "part": None, "first_frame": 1},
+    Colour: {"config": None, "display": None, "view": None},
+    Model: {"name": None, "config": None, "checkpoint": None, "overrides": ()},
+    Prompt: {"points": (), "labels": (), "box": None, "mask": None},
+    Object: {"colour": None},
+    Propagate: {"direction": "both", "start": None},
+    Output: {"compression": "zip", "binary": False, "overwrite": False},
+}
+
+
+def part_dict(part: Plate | Colour | Model | Prompt | Object | Propagate | Output) -> dict[str, Any]:
+    """A recipe part's JSON form (an object's with its prompts): the one serialiser of recipe parts.
+
+    Defaults are left out so recipes stay short and diffable; recipe files, protocol
+    requests and the prompts a host stores all use it.
+    """
+    omitted = _OMITTED[type(part)]
+    out: dict[str, Any] = {}
+    for key, value in part.__dict__.items():
+        if key in omitted and value == omitted[key]:
+            continue
+        if key == "prompts":
+            value = [part_dict(p) for p in value]
+        out[key] = _jsonable(value)
+    return out
+
+
 def to_dict(recipe: Recipe) -> dict[str, Any]:
-    """The JSON form, with defaults left out so recipes stay short and diffable."""
-
-    def strip(obj: Any, defaults: Mapping[str, Any]) -> dict[str, Any]:
-        return {k: _jsonable(v) for k, v in obj.__dict__.items() if not (k in defaults and v == defaults[k])}
-
-    def prompt(p: Prompt) -> dict[str, Any]:
-        return strip(p, {"points": (), "labels": (), "box": None, "mask": None})
-
+    """The JSON form of a recipe (parts with only defaults left out)."""
     out = {
         VERSION_KEY: RECIPE_VERSION,
-        "plate": strip(recipe.plate, {"layer": None, "part": None, "first_frame": 1}),
-        "colour": strip(recipe.colour, {"config": None, "display": None, "view": None}),
-        "model": strip(recipe.model, {"name": None, "config": None, "checkpoint": None, "overrides": ()}),
-        "objects": [
-            {**strip(o, {"colour": None, "prompts": None}), "prompts": [prompt(p) for p in o.prompts]}
-            for o in recipe.objects
-        ],
-        "propagate": strip(recipe.propagate, {"direction": "both", "start": None}),
-        "output": strip(recipe.output, {"compression": "zip", "binary": False, "overwrite": False}),
+        "plate": part_dict(recipe.plate),
+        "colour": part_dict(recipe.colour),
+        "model": part_dict(recipe.model),
+        "objects": [part_dict(o) for o in recipe.objects],
+        "propagate": part_dict(recipe.propagate),
+        "output": part_dict(recipe.output),
     }
     return {key: value for key, value in out.items() if value != {}}
 
@@ -497,13 +435,13 @@ def check_prompt(
     a click lands on a pixel's edge as often as on its centre.
     """
     if prompt.frame not in frames:
-        raise RecipeError(_join(where, "frame"), f"frame {prompt.frame} is not in the plate's frames {frames_text}")
+        raise RecipeError(join(where, "frame"), f"frame {prompt.frame} is not in the plate's frames {frames_text}")
     for k, (x, y) in enumerate(prompt.points):
         if not (0 <= x <= width and 0 <= y <= height):
             raise RecipeError(
-                f"{_join(where, 'points')}[{k}]", f"({x:g}, {y:g}) is outside the {width}x{height} image (origin top-left)"
+                f"{join(where, 'points')}[{k}]", f"({x:g}, {y:g}) is outside the {width}x{height} image (origin top-left)"
             )
     if prompt.box is not None:
         x0, y0, x1, y1 = prompt.box
         if not (0 <= x0 <= width and 0 <= x1 <= width and 0 <= y0 <= height and 0 <= y1 <= height):
-            raise RecipeError(_join(where, "box"), f"{list(prompt.box)} is outside the {width}x{height} image")
+            raise RecipeError(join(where, "box"), f"{list(prompt.box)} is outside the {width}x{height} image")
