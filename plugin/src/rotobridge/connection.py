@@ -25,7 +25,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import queue
 import secrets
 import threading
 import time
@@ -38,8 +37,9 @@ from . import protocol
 from .dealer import Dealer
 from .errors import BridgeUnreachableError, ProtocolError, RotobridgeError, UnknownSessionError
 from .held import Held
+from .inbox import Inbox
 from .keys import Keys
-from .mainthread import Dispatch
+from .mainthread import Dispatch, post
 
 log = logging.getLogger(__name__)
 
@@ -97,21 +97,15 @@ class Connection:
 
         self._prefix = secrets.token_hex(4)
         self._counter = itertools.count(1)
-        self._lock = threading.Lock()  # guards _closed, _stop, _counter, queue puts
+        self._lock = threading.Lock()  # guards _closed, _stop, _counter, inbox puts
         self._closed = False
         self._stop = False
-        self._queue: queue.SimpleQueue[Request] = queue.SimpleQueue()
         self.held = Held(self.post, on_session_lost)
         self._state = CONNECTING
         self._bridge_info: dict[str, Any] | None = None
 
         self._ctx = zmq.Context()
-        wake = f"inproc://rotobridge-client-wake-{self._prefix}-{id(self)}"
-        self._wake_r = self._ctx.socket(zmq.PAIR)
-        self._wake_r.bind(wake)
-        self._wake_w = self._ctx.socket(zmq.PAIR)
-        self._wake_w.connect(wake)
-        self._wake_lock = threading.Lock()
+        self._inbox: Inbox[Request] = Inbox(self._ctx, f"rotobridge-client-{self._prefix}-{id(self)}")
 
         # Owned by the I/O thread from here on.
         self._poller = zmq.Poller()
@@ -156,26 +150,12 @@ class Connection:
         with self._lock:
             if self._closed or self._stop:
                 raise BridgeUnreachableError("this rotobridge client is closed: create a new one")
-            self._queue.put(request)
-        self._wake()
+            self._inbox.put(request)
         return request
 
     def post(self, fn: Callable[[], None]) -> None:
         """Hand a callback to the host's dispatch (or run it here); its errors are logged, never raised."""
-
-        def guarded() -> None:
-            try:
-                fn()
-            except Exception:
-                log.exception("a rotobridge callback failed")
-
-        if self._dispatch is None:
-            guarded()
-            return
-        try:
-            self._dispatch(guarded)
-        except Exception:
-            log.exception("the host's dispatch refused a rotobridge callback")
+        post(self._dispatch, fn)
 
     def close(self) -> None:
         """Stop the I/O thread and close the socket (linger 0); requests in flight fail."""
@@ -183,7 +163,7 @@ class Connection:
             if self._stop:
                 return
             self._stop = True
-        self._wake()
+        self._inbox.wake()
         if threading.get_ident() != self.thread.ident:
             self.thread.join(5.0)
 
@@ -205,20 +185,11 @@ class Connection:
         session = fields.get("session")
         return Request(rid, type_, frames, wait, time.monotonic() + wait, on_answer, on_event, session if isinstance(session, str) else None)
 
-    def _wake(self) -> None:
-        with self._wake_lock:
-            if self._wake_w.closed:
-                return
-            try:
-                self._wake_w.send(b"", zmq.NOBLOCK)
-            except zmq.ZMQError:
-                pass  # the queue is full: the I/O thread is awake anyway
-
     # ----------------------------------------------------------------- I/O thread
 
     def _run(self) -> None:
         why = "this rotobridge client was closed"
-        self._poller.register(self._wake_r, zmq.POLLIN)
+        self._poller.register(self._inbox.socket, zmq.POLLIN)
         try:
             self._report(CONNECTING, f"connecting to the bridge at {self.address}")
             self._attempt()
@@ -227,8 +198,6 @@ class Connection:
                 self._tick()
                 wait = max(0.0, min(self._next_wakeup() - time.monotonic(), 1.0))
                 ready = dict(self._poller.poll(int(math.ceil(wait * 1000))))
-                if self._wake_r in ready:
-                    self._drain(self._wake_r)
                 if self._dealer is not None and self._dealer.socket in ready:
                     self._read_dealer()
                 if self._dealer is not None and self._dealer.monitor in ready:
@@ -244,35 +213,17 @@ class Connection:
                 self._closed = True
             self._close_socket()
             error = BridgeUnreachableError(why)
-            leftovers = list(self._pending.values()) + self._waiting
+            leftovers = list(self._pending.values()) + self._waiting + self._inbox.take()
             self._pending.clear()
             self._waiting.clear()
-            while True:
-                try:
-                    leftovers.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
             for request in leftovers:
                 _complete(request, error)
             self.held.forget_jobs()
-            self._wake_r.close(linger=0)
-            with self._wake_lock:
-                self._wake_w.close(linger=0)
+            self._inbox.close()
             self._ctx.term()
 
-    def _drain(self, sock: zmq.Socket[bytes]) -> None:
-        while True:
-            try:
-                sock.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-
     def _take_requests(self) -> None:
-        while True:
-            try:
-                request = self._queue.get_nowait()
-            except queue.Empty:
-                return
+        for request in self._inbox.take():
             if self._connected:
                 self._send(request)
             else:

@@ -49,3 +49,21 @@ class MainThreadQueue:
             except Exception:
                 log.exception("a rotobridge callback failed")
         return ran
+
+
+def post(dispatch: Dispatch | None, fn: Callable[[], None]) -> None:
+    """Hand `fn` to `dispatch` (or run it here without one); its errors are logged, never raised."""
+
+    def guarded() -> None:
+        try:
+            fn()
+        except Exception:
+            log.exception("a rotobridge callback failed")
+
+    if dispatch is None:
+        guarded()
+        return
+    try:
+        dispatch(guarded)
+    except Exception:
+        log.exception("the host's dispatch refused a rotobridge callback")

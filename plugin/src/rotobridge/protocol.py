@@ -296,7 +296,10 @@ class Preview:
             raise ProtocolError(f"{answer.type} reply without a preview object")
         frame, width, height = info.get("frame"), info.get("width"), info.get("height")
         objects = info.get("objects")
-        if not (_is_int(frame) and _is_int(width) and _is_int(height)) or min(width, height) < 1:
+        numbers = (frame, width, height)
+        if not (isinstance(frame, int) and isinstance(width, int) and isinstance(height, int)) or any(
+            isinstance(n, bool) for n in numbers
+        ) or min(width, height) < 1:
             raise ProtocolError(f"preview: frame, width and height must be integers, got {frame!r}, {width!r}, {height!r}")
         if not (isinstance(objects, list) and all(_is_int(o) for o in objects)):
             raise ProtocolError("preview: objects must be a list of object ids")
