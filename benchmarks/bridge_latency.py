@@ -10,7 +10,7 @@ the client is a DEALER in this process speaking the raw protocol.
    preview computation in this process. Median of --clicks each, interleaved so machine
    noise hits both; the difference is the protocol's overhead (goal < 15 ms).
 2. Propagation: --frames frames forward from the click, mattes written, through the bridge
-   (`propagate` request to `finished` event) against the same `render.write_mattes` loop in
+   (`propagate` request to `finished` event) against the same `tracking.write_mattes` loop in
    this process. Best of --runs each, interleaved; the slowdown is the cost of stepping one
    frame at a time and sending progress events (goal < 2 %). On a shared 2-core machine
    run-to-run noise is a few %, so:
@@ -41,7 +41,7 @@ from common import CONFIG, ROOT, prepare
 from rotobridge import protocol
 from rotobridge import recipe as recipes
 from rotobridge.bridge import model as models
-from rotobridge.bridge import render
+from rotobridge.bridge import tracking
 from rotobridge.bridge.colour import ColourPipeline
 from rotobridge.bridge.engine import Engine
 from rotobridge.bridge.plate import open_plate
@@ -110,8 +110,7 @@ def event_cost(count: int = 20000) -> float:
 
 
 def open_fields(recipe: recipes.Recipe, output: Path) -> dict[str, Any]:
-    p = recipe.plate
-    return {"plate": {"path": p.path, "frames": p.frames, "colourspace": p.colourspace}, "output": {"path": str(output / "m.####.exr")}}
+    return recipes.Shot(recipe.plate, recipes.Output(str(output / "m.####.exr")), recipe.colour).fields()
 
 
 def main() -> None:
@@ -158,9 +157,9 @@ def main() -> None:
         for run in range(args.runs):
             engine = Engine(loaded, plate, colour)
             engine.add_points(prompt.frame, 1, prompt.points, prompt.labels)
-            writer = render.matte_writer(recipe, plate.info, colour, loaded, overwrite=True)
+            writer = tracking.matte_writer(recipe, plate.info, colour, loaded, overwrite=True)
             started = time.perf_counter()
-            for _ in render.write_mattes(engine, writer, [1], render.passes(recipe, frames), frames):
+            for _ in tracking.write_mattes(engine, writer, [1], tracking.passes(recipe, frames), frames):
                 pass
             in_process.append(time.perf_counter() - started)
             engine.close()

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """Build the RotoBridge Blender extension: dist/rotobridge-<version>.zip.
 
-Stages plugin/blender (the extension source) in build/blender_extension/, copies the
-host-agnostic `rotobridge` package (plugin/rotobridge) into it as `_vendor/rotobridge`
-(no second copy lives in git), downloads the pyzmq wheels its manifest lists into
-`wheels/` (cached in build/wheels/), then builds and validates the zip with Blender's own
-extension tool, `blender_ext.py` from the bpy package (addons_core/bl_pkg/cli).
+Stages plugin/blender (the extension source) in build/blender_extension/, builds the host
+core distribution (plugin/, dist `rotobridge`) into a wheel with `pip wheel` (pip fetches
+its build backend, setuptools, as for any build), downloads the pyzmq wheels the manifest
+lists (cached in build/wheels/), puts them all in `wheels/`, then builds and validates the
+zip with Blender's own extension tool, `blender_ext.py` from the bpy package
+(addons_core/bl_pkg/cli). Blender installs the wheels into its extensions' site-packages,
+so the extension imports the core as `rotobridge`, like the Nuke layer. The manifest names
+the core's wheel too: a version bump fails the build until it does.
 
     .venv-blender/bin/python install/build_blender_extension.py [--blender-ext PATH] [--wheels DIR]
 
@@ -21,17 +24,21 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "plugin" / "blender"
-CORE = ROOT / "plugin" / "rotobridge"
+#: The host core's distribution (its pyproject.toml names it `rotobridge`).
+PLUGIN = ROOT / "plugin"
 STAGE = ROOT / "build" / "blender_extension"
 WHEEL_CACHE = ROOT / "build" / "wheels"
 DIST = ROOT / "dist"
-_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "_vendor", "wheels")
-_VENDOR_NOTE = '"""A build-time copy of plugin/rotobridge (install/build_blender_extension.py): do not edit."""\n'
+_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "wheels")
+_BUILD_LEFTOVERS = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", "dist")
+#: plugin/ folders that are not part of the core's distribution.
+_HOST_FOLDERS = {"blender", "nuke"}
 
 
 def find_blender_ext() -> Path:
@@ -56,12 +63,12 @@ def wheel_platform(filename: str) -> str:
     return match.group(1).split(".")[-1]
 
 
-def fetch_wheels(manifest: dict[str, object], folder: Path, source: Path | None) -> None:
-    """Put each wheel the manifest lists into `folder`: from `source`, the cache, or pip download."""
+def fetch_wheels(entries: list[str], folder: Path, source: Path | None) -> None:
+    """Put each wheel of `entries` (manifest paths) into `folder`: from `source`, the cache, or pip download."""
     folder.mkdir(parents=True, exist_ok=True)
     WHEEL_CACHE.mkdir(parents=True, exist_ok=True)
-    for entry in manifest.get("wheels", []):  # type: ignore[union-attr]
-        name = Path(str(entry)).name
+    for entry in entries:
+        name = Path(entry).name
         dist, version = name.split("-")[:2]
         cached = (source or WHEEL_CACHE) / name
         if not cached.is_file():
@@ -79,17 +86,66 @@ def fetch_wheels(manifest: dict[str, object], folder: Path, source: Path | None)
         shutil.copy2(cached, folder / name)
 
 
+def core_dist() -> str:
+    """The core's distribution name as wheel file names spell it (PEP 427: runs of -_. become _)."""
+    project = tomllib.loads((PLUGIN / "pyproject.toml").read_text())["project"]
+    return re.sub(r"[-_.]+", "_", str(project["name"])).lower()
+
+
+def core_entry(wheels: list[str], dist: str) -> str:
+    """The one manifest entry that is the core's wheel (`./wheels/<dist>-<version>-...whl`)."""
+    entries = [w for w in wheels if Path(w).name.startswith(f"{dist}-")]
+    if len(entries) != 1:
+        raise SystemExit(
+            f"plugin/blender/blender_manifest.toml must list the host core's wheel ({dist}-<version>-py3-none-any.whl) "
+            f"once in `wheels`; it lists {entries or 'none'}"
+        )
+    return entries[0]
+
+
+def check_core_wheel(built: str, entry: str) -> None:
+    """The wheel plugin/ built must be the one the manifest names (it changes with the core's version)."""
+    if Path(entry).name != built:
+        raise SystemExit(
+            f"plugin/ builds {built}, but plugin/blender/blender_manifest.toml lists {entry}: "
+            f"change that entry of `wheels` to ./wheels/{built}"
+        )
+
+
+def _core_files(folder: str, names: list[str]) -> set[str]:
+    ignored = set(_BUILD_LEFTOVERS(folder, names))
+    return ignored | (_HOST_FOLDERS & set(names)) if Path(folder) == PLUGIN else ignored
+
+
+def build_core_wheel(folder: Path) -> Path:
+    """The host core (plugin/) as a wheel in `folder`, made with `pip wheel --no-deps`.
+
+    Built from a clean copy of plugin/ without the host folders: setuptools builds in the
+    source tree, where it would leave plugin/build/ and pack any stale file found there.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="rotobridge-core-") as tmp:
+        copy, out = Path(tmp) / "plugin", Path(tmp) / "wheel"
+        shutil.copytree(PLUGIN, copy, ignore=_core_files)
+        command = [
+            sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--no-deps", str(copy), "-w", str(out),
+        ]
+        subprocess.run(command, check=True)
+        built = sorted(out.glob("*.whl"))
+        if len(built) != 1:
+            raise SystemExit(f"pip wheel made {[p.name for p in built]} from plugin/, not one wheel")
+        return Path(shutil.copy2(built[0], folder / built[0].name))
+
+
 def build(blender_ext: Path, wheels: Path | None = None) -> Path:
     manifest = tomllib.loads((SOURCE / "blender_manifest.toml").read_text())
     staged = STAGE / str(manifest["id"])
     shutil.rmtree(STAGE, ignore_errors=True)
     shutil.copytree(SOURCE, staged, ignore=_IGNORE)
-    vendor = staged / "_vendor" / "rotobridge"
-    shutil.copytree(CORE, vendor, ignore=_IGNORE)
-    (staged / "_vendor" / "__init__.py").write_text('"""Packages the extension carries (copied at build time)."""\n')
-    if not (vendor / "__init__.py").exists():
-        (vendor / "__init__.py").write_text(_VENDOR_NOTE)
-    fetch_wheels(manifest, staged / "wheels", wheels)
+    listed = [str(w) for w in manifest.get("wheels", [])]
+    entry = core_entry(listed, core_dist())
+    check_core_wheel(build_core_wheel(staged / "wheels").name, entry)
+    fetch_wheels([w for w in listed if w != entry], staged / "wheels", wheels)
     DIST.mkdir(exist_ok=True)
     out = DIST / f"{manifest['id']}-{manifest['version']}.zip"
     out.unlink(missing_ok=True)
@@ -102,7 +158,7 @@ def build(blender_ext: Path, wheels: Path | None = None) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--blender-ext", type=Path, help="Blender's blender_ext.py (default: from .venv-blender's bpy)")
-    parser.add_argument("--wheels", type=Path, help="folder holding the manifest's wheels (offline builds)")
+    parser.add_argument("--wheels", type=Path, help="folder holding the manifest's pyzmq wheels (offline builds)")
     args = parser.parse_args()
     print(build(args.blender_ext or find_blender_ext(), args.wheels))
     return 0

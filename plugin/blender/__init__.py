@@ -2,10 +2,11 @@
 
 A Blender extension (module `bl_ext.<repository>.rotobridge`): the Movie Clip Editor's
 sidebar tab "RotoBridge" drives a bridge (`rotobridge serve`) through the host-agnostic
-controller, which the build vendors as `_vendor/rotobridge`; pyzmq comes from the bundled
-wheels. Modules: `adapter` (the controller's Host, per clip), `operators` (buttons, the
-click tool), `ui` (settings, panel, preferences), `overlay` (previews drawn over the
-clip), `comp` (mattes in the compositor), `local_bridge` (Start Local Bridge).
+controller of the `rotobridge` core. The zip bundles the core as a wheel built from
+plugin/, next to pyzmq's; Blender installs both, so the core imports as `rotobridge`.
+Modules: `adapter` (the controller's Host, per clip), `operators` (buttons, the click
+tool), `ui` (settings, panel, preferences), `overlay` (previews drawn over the clip),
+`comp` (mattes in the compositor), `local_bridge` (Start Local Bridge).
 """
 
 import bpy

@@ -6,7 +6,7 @@ and is mirrored into the clip's object list; results reach Blender data on the m
 through `QUEUE`, which `tick` drains from a `bpy.app.timers` timer; progress shows in the
 window manager's progress cursor and the status bar; errors become one report plus a
 message kept in the panel. All decisions are the controller's; coordinates convert with
-`rotobridge.coords.BlenderClip`.
+`rotobridge.coords.BlenderClip`, paths with `rotobridge.paths.PathMap` (preferences).
 """
 
 from __future__ import annotations
@@ -19,13 +19,19 @@ from typing import Any, Callable
 
 import bpy
 
+from rotobridge import keys, recipe
+from rotobridge.client import Client
+from rotobridge.controller import ClientFactory, Controller
+from rotobridge.coords import BlenderClip
+from rotobridge.errors import HostError, RotobridgeError
+from rotobridge.host import DISCONNECTED
+from rotobridge.mainthread import MainThreadQueue
+from rotobridge.paths import PathMap
+from rotobridge.prompts import Colour
+from rotobridge.protocol import Preview
+from rotobridge.recipe import Shot
+
 from . import comp, local_bridge
-from ._vendor.rotobridge import recipe
-from ._vendor.rotobridge.client import Client, MainThreadQueue, Preview
-from ._vendor.rotobridge.controller import DISCONNECTED, ClientFactory, Controller, Keys, Shot
-from ._vendor.rotobridge.coords import BlenderClip
-from ._vendor.rotobridge.errors import HostError, RotobridgeError
-from ._vendor.rotobridge.prompts import Colour
 
 #: The clip's ID property holding the prompt model (rotobridge.prompts' stored form).
 PROMPTS = "rotobridge_prompts"
@@ -96,10 +102,13 @@ class BlenderHost:
         path = bpy.path.abspath(clip.filepath)
         sequence = clip.source == "SEQUENCE"
         config, colourspace = _colour(clip.colorspace_settings.name)
+        paths = path_map()
         plate = recipe.Plate(
-            to_bridge(_sequence(path)[0] if sequence else path), f"{first}-{last}", colourspace, first_frame=1 if sequence else first
+            paths.to_bridge(_sequence(path)[0] if sequence else path), f"{first}-{last}", colourspace,
+            first_frame=1 if sequence else first,
         )
-        return Shot(plate, recipe.Output(to_bridge(self.output())), recipe.Colour(config=config), (space.width, space.height))
+        output = recipe.Output(paths.to_bridge(self.output()))
+        return Shot(plate, output, recipe.Colour(config=paths.config_to_bridge(config)), (space.width, space.height))
 
     def load_prompts(self) -> str:
         return str(self.clip.get(PROMPTS, ""))
@@ -135,7 +144,8 @@ class BlenderHost:
         frames = self.controller.frames
         if written and frames is not None:
             objects = [o.name for o in self.controller.prompts.objects]
-            comp.show_mattes(bpy.context.scene, self.clip, to_host(output.path), objects, self.space(), frames, self.active_name())
+            pattern = path_map().to_host(output.path)
+            comp.show_mattes(bpy.context.scene, self.clip, pattern, objects, self.space(), frames, self.active_name())
         report({"INFO"}, f"RotoBridge: {self.notice}")
         redraw()
 
@@ -149,12 +159,8 @@ class BlenderHost:
     def connect(self) -> None:
         """Connect to the bridge of the add-on's preferences and open this clip's shot."""
         prefs = preferences()
-        server, mine = bpy.path.abspath(prefs.server_key), bpy.path.abspath(prefs.client_key)
-        try:
-            keys = Keys.from_files(server, mine) if prefs.server_key or prefs.client_key else None
-        except (OSError, ValueError) as exc:
-            raise HostError(f"cannot read the keys (bridge key {server!r}, your key {mine!r}): {exc}") from None
-        self.controller.connect(prefs.address, keys)
+        found = keys.from_settings(bpy.path.abspath(prefs.server_key), bpy.path.abspath(prefs.client_key))
+        self.controller.connect(prefs.address, found)
         self.controller.open_shot()
 
     def add_object(self, name: str) -> int | None:
@@ -166,13 +172,13 @@ class BlenderHost:
 
     def click(self, location: tuple[float, float], positive: bool = True) -> None:
         """A point at `location` (clip pixels from the bottom-left, as the Clip Editor's view) on this frame."""
-        x, y = self.space().to_plate(*self._normalised(location))
+        x, y = self.space().pixel_to_plate(*location)
         self.controller.click(self.active_id(), self.plate_frame(), x, y, positive)
 
     def set_box(self, corner: tuple[float, float], other: tuple[float, float]) -> None:
         """A box between two corners (clip pixels from the bottom-left) on this frame."""
         space = self.space()
-        (x0, y0), (x1, y1) = (space.to_plate(*self._normalised(c)) for c in (corner, other))
+        (x0, y0), (x1, y1) = (space.pixel_to_plate(*c) for c in (corner, other))
         box = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
         self.controller.set_box(self.active_id(), self.plate_frame(), box)
 
@@ -233,10 +239,6 @@ class BlenderHost:
         except RotobridgeError:
             return None
 
-    def _normalised(self, location: tuple[float, float]) -> tuple[float, float]:
-        space = self.space()
-        return (location[0] / space.width, location[1] / space.height)
-
 
 def _sequence(path: str) -> tuple[str, int]:
     """An image sequence's file (…/sh010.1001.exr) as its pattern (…/sh010.####.exr) and frame."""
@@ -272,23 +274,10 @@ def _shot_name(clip: bpy.types.MovieClip) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem) or "shot"
 
 
-def to_bridge(path: str) -> str:
-    """A path as the bridge sees it (preferences: path mapping)."""
+def path_map() -> PathMap:
+    """The preferences' path mapping: a folder as Blender sees it ↔ as the bridge sees it."""
     prefs = preferences()
-    return _swap(path, prefs.host_root, prefs.bridge_root)
-
-
-def to_host(path: str) -> str:
-    prefs = preferences()
-    return _swap(path, prefs.bridge_root, prefs.host_root)
-
-
-def _swap(path: str, old: str, new: str) -> str:
-    """`path` with the folder `old` replaced by `new` (unchanged if outside `old` or unset)."""
-    old, new = old.strip().rstrip("/\\"), new.strip().rstrip("/\\")
-    if old and new and path.startswith(old) and path[len(old):len(old) + 1] in ("", "/", "\\"):
-        return new + path[len(old):]
-    return path
+    return PathMap(prefs.host_root, prefs.bridge_root)
 
 
 # --- the add-on's plumbing ---------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import bpy
 
-from ._vendor.rotobridge.coords import BlenderClip
+from rotobridge.coords import BlenderClip
 
 PREFIX = "RotoBridge"
 _FRAME = re.compile(r"#+|@+|%0?(\d*)d|\$F(\d*)")

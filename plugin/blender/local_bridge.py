@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import IO
 
-from ._vendor.rotobridge.errors import HostError
+from rotobridge.errors import HostError
 
 
 @dataclass(frozen=True)

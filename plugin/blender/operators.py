@@ -12,9 +12,10 @@ from typing import Any, Callable
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatVectorProperty, StringProperty
 
+from rotobridge.host import CANCELLING, PROPAGATING
+from rotobridge.errors import RotobridgeError
+
 from . import adapter, local_bridge, overlay
-from ._vendor.rotobridge.controller import CANCELLING, PROPAGATING
-from ._vendor.rotobridge.errors import RotobridgeError
 
 _DIRECTIONS = [("both", "Both ways", ""), ("forward", "Forward", ""), ("backward", "Backward", "")]
 #: A drag longer than this (region pixels) makes a box instead of a point.

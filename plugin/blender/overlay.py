@@ -14,9 +14,10 @@ from typing import Any, Mapping
 import bpy
 import numpy as np
 
+from rotobridge.protocol import Preview
+from rotobridge.prompts import Colour
+
 from . import adapter
-from ._vendor.rotobridge.client import Preview
-from ._vendor.rotobridge.prompts import Colour
 
 OPACITY = 0.5
 POINT_SIZE = 9.0

@@ -11,9 +11,10 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty, CollectionProperty, FloatVectorProperty, IntProperty, PointerProperty, StringProperty
 
+from rotobridge.host import CANCELLING, PROPAGATING
+from rotobridge.protocol import DEFAULT_ADDRESS
+
 from . import adapter, comp, local_bridge
-from ._vendor.rotobridge.controller import CANCELLING, PROPAGATING
-from ._vendor.rotobridge.protocol import DEFAULT_ADDRESS
 from .operators import active_clip
 
 

@@ -3,9 +3,9 @@ installed from the zip that install/build_blender_extension.py builds.
 
 At import, before any test module: a throwaway Blender user folder (BLENDER_USER_RESOURCES),
 the build, and Blender's own `extensions.package_install_files` into its user repository,
-which also installs the bundled pyzmq wheel (.venv-blender has no pyzmq of its own). Then
-`rotobridge` is made an alias of the extension's vendored copy (`_vendor.rotobridge`), so
-the shared host tests (tests/host) and the extension use one set of classes.
+which also installs the bundled wheels: the host core `rotobridge` and pyzmq. .venv-blender
+has neither of its own, so `import rotobridge` here, in the extension and in the shared
+host tests (tests/host) alike, is the core Blender installed from the zip.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import atexit
 import importlib
 import importlib.util
 import os
-import pkgutil
 import shutil
 import subprocess
 import sys
@@ -45,15 +44,21 @@ def _build() -> Path:
     return Path(result.stdout.strip().splitlines()[-1])
 
 
-#: where `zmq` came from before the extension was installed (None: nowhere, as it must be)
+#: where `zmq` and `rotobridge` came from before the extension was installed (None: nowhere, as it must be)
 ZMQ_BEFORE = importlib.util.find_spec("zmq")
+CORE_BEFORE = importlib.util.find_spec("rotobridge")
+assert CORE_BEFORE is None and "rotobridge" not in sys.modules, (
+    f".venv-blender must not have its own rotobridge (found {CORE_BEFORE and list(CORE_BEFORE.submodule_search_locations or [])})"
+)
 ZIP = _build()
 assert bpy.ops.extensions.package_install_files(filepath=str(ZIP), repo=REPO, enable_on_install=True) == {"FINISHED"}
 EXTENSION = sys.modules[MODULE]
-VENDORED = importlib.import_module(f"{MODULE}._vendor.rotobridge")
-sys.modules["rotobridge"] = VENDORED
-for _info in pkgutil.iter_modules(VENDORED.__path__):
-    sys.modules[f"rotobridge.{_info.name}"] = importlib.import_module(f"{VENDORED.__name__}.{_info.name}")
+#: where Blender installs extensions' wheels
+SITE = USER / "extensions" / ".local" / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+
+import rotobridge  # noqa: E402  (the core Blender installed from the zip's wheel)
+
+assert [Path(p) for p in rotobridge.__path__] == [SITE / "rotobridge"], list(rotobridge.__path__)
 
 adapter: Any = importlib.import_module(f"{MODULE}.adapter")
 comp: Any = importlib.import_module(f"{MODULE}.comp")

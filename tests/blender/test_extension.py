@@ -1,8 +1,10 @@
-"""The extension as Blender installs it: the built zip, its vendored core, its pyzmq wheel,
-and what register/unregister set up and take down."""
+"""The extension as Blender installs it: the built zip, its core and pyzmq wheels, and
+what register/unregister set up and take down."""
 
 from __future__ import annotations
 
+import importlib.util
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -15,18 +17,28 @@ import bpy
 import pytest
 
 from ..host.fake_client import FakeClients
-from .conftest import EXTENSION, MODULE, REPO, ROOT, USER, ZIP, ZMQ_BEFORE, adapter, load_clip, new_file, overlay, pump, write_plate
+from .conftest import (
+    CORE_BEFORE, EXTENSION, MODULE, REPO, ROOT, SITE, USER, ZIP, ZMQ_BEFORE, adapter, load_clip, new_file, overlay, pump, write_plate,
+)
 
 MANIFEST = tomllib.loads((ROOT / "plugin" / "blender" / "blender_manifest.toml").read_text())
+CORE = ROOT / "plugin" / "src" / "rotobridge"
+CORE_WHEEL = f"wheels/rotobridge-{tomllib.loads((ROOT / 'plugin' / 'pyproject.toml').read_text())['project']['version']}-py3-none-any.whl"
+BUILD = ROOT / "install" / "build_blender_extension.py"
 
 
 def test_the_zip_holds_the_extension_the_core_and_the_wheels() -> None:
     assert ZIP == ROOT / "dist" / f"rotobridge-{MANIFEST['version']}.zip"
-    names = set(zipfile.ZipFile(ZIP).namelist())
+    archive = zipfile.ZipFile(ZIP)
+    names = set(archive.namelist())
     ours = {p.name for p in (ROOT / "plugin" / "blender").glob("*.py")}
-    core = {p.name for p in (ROOT / "plugin" / "rotobridge").glob("*.py")}
+    core = {p.relative_to(CORE).as_posix() for p in CORE.rglob("*.py")}
     assert {"blender_manifest.toml", *ours} <= names
-    assert {f"_vendor/rotobridge/{name}" for name in core} <= names
+    assert f"./{CORE_WHEEL}" in MANIFEST["wheels"] and CORE_WHEEL in names
+    with zipfile.ZipFile(archive.open(CORE_WHEEL)) as wheel:  # the core as a wheel, nothing else of plugin/
+        packed = {n for n in wheel.namelist() if n.endswith(".py")}
+    assert packed == {f"rotobridge/{name}" for name in core}
+    assert not [n for n in names if n.startswith(("rotobridge/", "_vendor/"))]
     assert {w.lstrip("./") for w in MANIFEST["wheels"]} <= names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert (MANIFEST["blender_version_min"], MANIFEST["blender_version_max"]) == ("4.5.0", "5.0.0")
@@ -34,15 +46,39 @@ def test_the_zip_holds_the_extension_the_core_and_the_wheels() -> None:
     assert set(MANIFEST["permissions"]) == {"network", "files"}
 
 
-def test_blender_installed_the_zip_and_its_vendored_core_is_the_one_in_git() -> None:
+def test_blender_installed_the_zip_and_its_core_is_the_one_in_git() -> None:
     installed = USER / "extensions" / REPO / "rotobridge"
     assert Path(EXTENSION.__file__) == installed / "__init__.py"
     assert MODULE in bpy.context.preferences.addons
-    for source in (ROOT / "plugin" / "rotobridge").glob("*.py"):
-        assert (installed / "_vendor" / "rotobridge" / source.name).read_bytes() == source.read_bytes()
+    assert CORE_BEFORE is None, f".venv-blender must not have its own rotobridge (found {CORE_BEFORE})"
+    files = sorted(p.relative_to(SITE / "rotobridge") for p in (SITE / "rotobridge").rglob("*.py"))
+    assert files == sorted(p.relative_to(CORE) for p in CORE.rglob("*.py"))
+    for name in files:
+        assert (SITE / "rotobridge" / name).read_bytes() == (CORE / name).read_bytes()
     import rotobridge.controller
 
-    assert Path(rotobridge.controller.__file__).is_relative_to(installed)  # the shared suite tests this copy
+    assert Path(rotobridge.controller.__file__) == SITE / "rotobridge" / "controller.py"  # the shared suite tests this copy
+    assert sys.modules[f"{MODULE}.adapter"].Controller is rotobridge.controller.Controller  # and the extension uses it
+
+
+def test_a_manifest_that_names_another_core_wheel_stops_the_build() -> None:
+    """After a version bump in plugin/pyproject.toml the manifest's entry must follow."""
+    spec = importlib.util.spec_from_file_location("build_blender_extension", BUILD)
+    assert spec is not None and spec.loader is not None
+    build: Any = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    pyzmq, core = "./wheels/pyzmq-27.3.0-cp311-cp311-win_amd64.whl", "./wheels/rotobridge-0.1.0-py3-none-any.whl"
+    assert build.core_dist() == "rotobridge"
+    assert build.core_entry([pyzmq, core], "rotobridge") == core
+    build.check_core_wheel("rotobridge-0.1.0-py3-none-any.whl", core)
+    with pytest.raises(SystemExit) as bumped:
+        build.check_core_wheel("rotobridge-0.2.0-py3-none-any.whl", core)
+    assert str(bumped.value) == (
+        "plugin/ builds rotobridge-0.2.0-py3-none-any.whl, but plugin/blender/blender_manifest.toml lists "
+        "./wheels/rotobridge-0.1.0-py3-none-any.whl: change that entry of `wheels` to ./wheels/rotobridge-0.2.0-py3-none-any.whl"
+    )
+    with pytest.raises(SystemExit, match=r"must list the host core's wheel \(rotobridge-<version>-py3-none-any.whl\) once"):
+        build.core_entry([pyzmq, "./wheels/rotobridge_bridge-0.1.0-py3-none-any.whl"], "rotobridge")
 
 
 def test_pyzmq_is_the_bundled_wheel() -> None:
@@ -60,11 +96,14 @@ def test_register_sets_up_the_timer_the_drawing_and_the_settings() -> None:
     assert hasattr(bpy.types.MovieClip, "rotobridge") and hasattr(bpy.ops.rotobridge, "click_tool")
 
 
-def test_disabling_the_extension_stops_everything_it_started() -> None:
-    """In a fresh Blender (this one keeps the extension for the other tests)."""
+def test_disabling_the_extension_stops_everything_it_started(tmp_path: Path) -> None:
+    """In a fresh Blender with a copy of the user folder: disabling removes the extension's
+    wheels (the core, pyzmq) from it, and this Blender keeps them for the other tests."""
+    user = tmp_path / "user"
+    shutil.copytree(USER, user, symlinks=True)
     code = f"""
         import os, sys, threading, time
-        os.environ["BLENDER_USER_RESOURCES"] = {str(USER)!r}
+        os.environ["BLENDER_USER_RESOURCES"] = {str(user)!r}
         import bpy, addon_utils
         addon_utils.enable({MODULE!r}, default_set=True)
         adapter = sys.modules[{MODULE + ".adapter"!r}]
@@ -86,7 +125,9 @@ def test_disabling_the_extension_stops_everything_it_started() -> None:
     """
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip().splitlines()[-1] == "['client', 'controller'] [] False None False"
+    # the client's I/O thread is the only thread a connection starts (the controller has none)
+    assert result.stdout.strip().splitlines()[-1] == "['client'] [] False None False"
+    assert (SITE / "rotobridge" / "keys.py").is_file() and (SITE / "zmq" / "auth").is_dir()  # still here for the other tests
 
 
 @pytest.mark.parametrize(("display_aspect", "view", "clip"), [((1.0, 1.0), (10.0, 5.0), (10.0, 5.0)), ((2.0, 1.0), (10.0, 5.0), (5.0, 5.0)), ((1.0, 2.0), (10.0, 5.0), (10.0, 2.5))])

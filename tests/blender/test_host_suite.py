@@ -1,9 +1,11 @@
 """The shared host suite (tests/host/host_suite.py) run against the Blender adapter, in real Blender.
 
 The plate is a real 2048x858 EXR sequence (frames 1001-1010) that Blender loads as a movie
-clip; the add-on's path mapping (preferences: Blender path → bridge path) makes the bridge
-see it at the suite's PLATE_PATH. Gestures are the operators the panel and the click tool
-run; the controller's client is the suite's FakeClients.
+clip, so the harness keeps the suite's folders under a temporary root: the suite's host path
+/shots/… is <root>/shots/… here, and the add-on's path mapping (preferences: Blender path →
+bridge path) says so, as it would for a workstation that mounts the show elsewhere; the
+bridge sees the suite's PLATE_PATH and MATTES. Gestures are the operators the panel and the
+click tool run; the controller's client is the suite's FakeClients.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from typing import Any, Callable, Iterator
 
 import bpy
 import pytest
+import zmq.auth
+
+from rotobridge.keys import Keys
 
 from ..host.fake_client import FakeClients
 from ..host.host_suite import FRAMES, MATTES, PLATE, PLATE_PATH
@@ -26,10 +31,21 @@ from ..host.host_suite import *  # noqa: E402,F401,F403  (the shared suite runs 
 class BlenderHarness:
     """The host suite's gestures done the Blender way."""
 
-    def __init__(self, clip_name: str, fake: FakeClients, blend: Path, log: dict[str, list[Any]]) -> None:
-        self.clip_name, self.fake, self.blend, self.log = clip_name, fake, blend, log
+    def __init__(self, clip_name: str, fake: FakeClients, blend: Path, log: dict[str, list[Any]], root: Path) -> None:
+        self.clip_name, self.fake, self.blend, self.log, self.root = clip_name, fake, blend, log, root
         self.main_thread = MAIN_THREAD
         adapter.CLIENT_FACTORY = fake
+
+    def here(self, path: str) -> str:
+        """A path of the suite's host folders (/shots/…) as it is in this harness."""
+        assert path.startswith("/"), path
+        return f"{self.root}{path}"
+
+    def suite_path(self, path: str) -> str:
+        """A path Blender uses, as a path of the suite's host folders; it must lie under the root."""
+        if not path.startswith(f"{self.root}/"):
+            raise AssertionError(f"Blender uses {path}, outside the host folders ({self.root})")
+        return path[len(str(self.root)) :]
 
     @property
     def clip(self) -> Any:
@@ -42,6 +58,10 @@ class BlenderHarness:
         bpy.ops.rotobridge.connect()
         if wait:
             self.pump(lambda: self.host().state == "session_open")
+
+    def map_paths(self, host_folder: str, bridge_folder: str) -> None:
+        """Set the add-on's preferences Blender Path and Bridge Path."""
+        prefs().host_root, prefs().bridge_root = self.here(host_folder), bridge_folder
 
     def add_object(self, name: str) -> int:
         bpy.ops.rotobridge.object_add(name=name)
@@ -75,7 +95,7 @@ class BlenderHarness:
     def reload(self) -> BlenderHarness:
         bpy.ops.wm.save_as_mainfile(filepath=str(self.blend))
         bpy.ops.wm.open_mainfile(filepath=str(self.blend))
-        return BlenderHarness(self.clip_name, FakeClients(*PLATE, FRAMES), self.blend, self.log)
+        return BlenderHarness(self.clip_name, FakeClients(*PLATE, FRAMES), self.blend, self.log, self.root)
 
     def errors(self) -> list[str]:
         host = adapter.find_host(self.clip)
@@ -92,22 +112,27 @@ class BlenderHarness:
         if node is None or node.image is None:
             return None
         pattern = re.sub(r"\d+(?=\.exr$)", lambda m: "#" * len(m.group(0)), node.image.filepath)
-        return (pattern, node.frame_offset + 1, node.frame_offset + node.frame_duration)
+        return (self.suite_path(pattern), node.frame_offset + 1, node.frame_offset + node.frame_duration)
 
 
 @pytest.fixture(scope="module")
-def suite_plate(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("plate")
-    return write_plate(folder, "sh010", range(FRAMES[0], FRAMES[1] + 1), *PLATE, ext="exr")
+def suite_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The root of the suite's host folders, with the plate at PLATE_PATH below it."""
+    root = tmp_path_factory.mktemp("root")
+    plate = Path(f"{root}{PLATE_PATH}")
+    write_plate(plate.parent, plate.name.split(".")[0], range(FRAMES[0], FRAMES[1] + 1), *PLATE, ext="exr")
+    return root
 
 
 @pytest.fixture
-def host(suite_plate: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[BlenderHarness]:
+def host(suite_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[BlenderHarness]:
     new_file()
-    prefs().host_root, prefs().bridge_root = str(suite_plate.parent), str(Path(PLATE_PATH).parent)
-    clip = load_clip(suite_plate, "ACEScg")
-    clip.rotobridge.output = MATTES
     log: dict[str, list[Any]] = {"previews": [], "progress": []}
+    harness = BlenderHarness("", FakeClients(*PLATE, FRAMES), tmp_path / "sh010.blend", log, suite_root)
+    harness.map_paths("/shots", "/shots")  # the suite's host and bridge paths are alike: /shots is <root>/shots here
+    clip = load_clip(Path(harness.here(PLATE_PATH.replace("####", f"{FRAMES[0]:04d}"))), "ACEScg")
+    harness.clip_name = clip.name
+    clip.rotobridge.output = harness.here(MATTES)
     show, progress = adapter.BlenderHost.show_preview, adapter.BlenderHost.progress
 
     def shown(self: Any, preview: Any) -> None:
@@ -120,7 +145,7 @@ def host(suite_plate: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
     monkeypatch.setattr(adapter.BlenderHost, "show_preview", shown)
     monkeypatch.setattr(adapter.BlenderHost, "progress", progressed)
-    yield BlenderHarness(clip.name, FakeClients(*PLATE, FRAMES), tmp_path / "sh010.blend", log)
+    yield harness
     new_file()
     adapter.CLIENT_FACTORY = adapter.Client
 
@@ -128,6 +153,32 @@ def host(suite_plate: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 def test_the_plate_is_blenders_clip_with_mapped_paths(host: BlenderHarness) -> None:
     host.connect()
     (call,) = host.fake.last.called("open")
-    assert call.args["plate"] == {"path": PLATE_PATH, "frames": "1001-1010", "colourspace": "ACEScg", "first_frame": 1}
+    # recipe.part_dict's form: the default first_frame (1) is left out
+    assert call.args["plate"] == {"path": PLATE_PATH, "frames": "1001-1010", "colourspace": "ACEScg"}
     assert call.args["colour"] == {"config": "ocio://studio-config-latest"}
     assert tuple(host.clip.size) == PLATE
+
+
+def test_an_ocio_config_file_is_mapped_and_a_builtin_is_not(host: BlenderHarness) -> None:
+    host.map_paths("/shots", "/mnt/gpu/shots")
+    prefs().ocio_config = host.here("/shots/ocio/config.ocio")
+    host.connect()
+    prefs().ocio_config = "ocio://studio-config-latest"
+    host.connect()
+    assert [f.called("open")[0].args["colour"] for f in host.fake.made] == [
+        {"config": "/mnt/gpu/shots/ocio/config.ocio"}, {"config": "ocio://studio-config-latest"}
+    ]
+
+
+def test_the_key_preferences_give_the_client_its_keys_or_say_what_is_missing(host: BlenderHarness, tmp_path: Path) -> None:
+    server, _ = zmq.auth.create_certificates(str(tmp_path), "server")
+    _, secret = zmq.auth.create_certificates(str(tmp_path), "artist")
+    prefs().server_key = server
+    host.connect(wait=False)
+    host.pump(lambda: bool(host.errors()))
+    assert "Setup" in host.errors()[0] and ".key_secret" in host.errors()[0] and not host.fake.made
+    prefs().client_key = secret
+    host.connect()
+    (server_public, _), (artist_public, artist_secret) = zmq.auth.load_certificate(server), zmq.auth.load_certificate(secret)
+    assert artist_secret is not None
+    assert host.fake.last.keys == Keys(server_public.decode(), artist_public.decode(), artist_secret.decode())

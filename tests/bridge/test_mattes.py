@@ -256,3 +256,11 @@ def test_display_mattes_are_what_the_artist_sees(tmp_path: Path, data: Window) -
         assert plane.shape == (HD.height, HD.width)
         np.testing.assert_allclose(plane[covered], want[i][covered], atol=1e-3)
         assert (plane[~covered] == 0).all()
+
+
+def test_every_matte_path_a_recipe_accepts_is_a_sequence_the_writer_reads() -> None:
+    """recipe.py checks placeholders without fileseq (hosts lack it); both must agree."""
+    from ..host.test_recipe import GOOD_MATTE_PATHS
+
+    for path in GOOD_MATTE_PATHS:
+        assert mattes.matte_sequence(path).padding(), path

@@ -1,13 +1,14 @@
 """The host-behaviour suite every host adapter runs, in the manner of OpenAssetIO's API
 compliance suite: the same tests, once per host.
 
-An adapter's test module (test_nuke.py; Blender's will be test_blender.py) provides a
-`host` fixture that returns a `HostHarness` on a fresh scene: a plate of `PLATE` (2048x858,
-frames 1001-1010, ACEScg, at PLATE_PATH), one RotoBridge node or panel on it whose
-controller connects through `FakeClients` (fake_client.py), and mattes written to
-MATTES. Then `from .host_suite import *` collects the tests below for that host. Each test
-speaks in plate pixels and frames; the harness turns them into the host's own gestures
-and coordinates, so the adapter's conversions are under test too.
+An adapter's test module (test_nuke.py; Blender's: tests/blender/test_host_suite.py)
+provides a `host` fixture that returns a `HostHarness` on a fresh scene: a plate of `PLATE`
+(2048x858, frames 1001-1010, ACEScg, at PLATE_PATH), one RotoBridge node or panel on it
+whose controller connects through `FakeClients` (fake_client.py), and mattes written to
+MATTES. Those are the host's paths, and with no path mapping the bridge's too. Then
+`from .host_suite import *` collects the tests below for that host. Each test speaks in
+plate pixels, frames and these paths; the harness turns them into the host's own
+gestures, coordinates and folders, so the adapter's conversions are under test too.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ class HostHarness(Protocol):
 
     def connect(self, wait: bool = True) -> None:
         """Connect and open the shot as the artist does; with `wait`, until the session is open."""
+
+    def map_paths(self, host_folder: str, bridge_folder: str) -> None:
+        """Set the host's path mapping as the artist does: `host_folder` (a folder of the host's
+        paths above) is `bridge_folder` on the bridge's machine."""
 
     def add_object(self, name: str) -> int:
         """Add an object as the artist does; its id."""
@@ -160,6 +165,29 @@ def test_exported_recipe_loads_back_equal(host: HostHarness, tmp_path: Path) -> 
     assert loaded.objects == PromptModel.loads(host.stored()).objects
     assert (loaded.plate.path, loaded.plate.frames, loaded.plate.colourspace) == (PLATE_PATH, "1001-1010", "ACEScg")
     assert loaded.output.path == MATTES and loaded.model == recipe.Model(name="sam2.1-hiera-tiny")
+    assert host.errors() == []
+
+
+def test_mapped_folders_reach_the_bridge_and_the_mattes_load_from_the_host(host: HostHarness, tmp_path: Path) -> None:
+    """A bridge that mounts the show elsewhere: it gets its own paths, the host reads its own."""
+    host.map_paths("/shots/sh010/", "/mnt/gpu/shows/sh010")  # typed with a trailing separator
+    car = _ready(host)
+    (opened,) = host.fake.last.called("open")
+    assert opened.args["plate"]["path"] == "/mnt/gpu/shows/sh010/plate/sh010.####.exr"
+    assert opened.args["output"]["path"] == "/mnt/gpu/shows/sh010/mattes/sh010_sam.####.exr"
+    host.click(car, 1001, 10.0, 10.0)
+    host.propagate("forward")
+    host.pump(lambda: host.fake.last.job is not None)
+    job = host.fake.last.job
+    assert job is not None
+    host.fake.last.step(len(job.frames))
+    host.fake.last.finish()
+    host.pump(lambda: host.mattes_shown() is not None)
+    assert host.mattes_shown() == (MATTES, *FRAMES)
+    path = tmp_path / "sh010.recipe.json"
+    host.export(str(path))  # a farm job runs where the bridge's paths are
+    loaded = recipe.load(path)
+    assert (loaded.plate.path, loaded.output.path) == (opened.args["plate"]["path"], opened.args["output"]["path"])
     assert host.errors() == []
 
 

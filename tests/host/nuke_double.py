@@ -12,7 +12,9 @@ documented behaviour that layer uses, as the Nuke Python reference describes it:
   while a node's script runs;
 - knobs: String/Multiline_Eval_String/File/Text/Tab/Int/Double/Boolean/Enumeration/
   Format/XY/BBox/PyScript knobs with `value`/`setValue` (arrays take a list), `x`/`y`
-  (`r`/`t`), `setFlag(INVISIBLE)`, `setLabel`; a PyScript_Knob's command runs when the
+  (`r`/`t`), `setFlag(INVISIBLE)`, `setLabel`, `tooltip`/`setTooltip` (nuke.Knob,
+  learn.foundry.com/nuke/developers/160/pythondevguide/_autosummary/nuke.knob.html; the
+  double does not save tooltips in scripts); a PyScript_Knob's command runs when the
   button is pressed, a node's `knobChanged` script when the artist changes a knob; both
   run with `nuke.thisNode()`/`nuke.thisKnob()` set;
 - `env["gui"]`, `executeInMainThread` (queued for the GUI's event loop), `ProgressTask`
@@ -78,6 +80,7 @@ class Knob:
         self._name, self._label = name, name if label is None else label
         self._value: Any = self.default if value is None else value
         self._flags = 0
+        self._tooltip = ""
         self._node: Node | None = None
 
     def Class(self) -> str:
@@ -91,6 +94,12 @@ class Knob:
 
     def setLabel(self, label: str) -> None:
         self._label = label
+
+    def tooltip(self) -> str:
+        return self._tooltip
+
+    def setTooltip(self, tooltip: str) -> None:
+        self._tooltip = tooltip
 
     def node(self) -> Node:
         assert self._node is not None

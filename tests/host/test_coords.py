@@ -158,6 +158,45 @@ def test_blender_points_must_be_inside_the_clip(u: float, v: float) -> None:
         BlenderClip(1920, 1080).to_plate(u, v)
 
 
+BLENDER_PIXELS = [
+    # (width, height, clip pixel x, y: origin bottom-left) -> plate x, y
+    (1920, 1080, (0.0, 0.0), (0.0, 1080.0)),
+    (1920, 1080, (1920.0, 1080.0), (1920.0, 0.0)),  # far corner: allowed, on the edge
+    (2048, 858, (412.5, 637.75), (412.5, 220.25)),
+]
+
+
+@pytest.mark.parametrize(("width", "height", "pixel", "plate"), BLENDER_PIXELS)
+def test_blender_clip_pixels(width: int, height: int, pixel: tuple[float, float], plate: tuple[float, float]) -> None:
+    assert BlenderClip(width, height).pixel_to_plate(*pixel) == plate
+
+
+@pytest.mark.parametrize("size", [*SIZES, (8192, 8192), (858, 2048), (97, 41)])
+def test_blender_clip_pixels_are_exact_for_stored_floats(size: tuple[int, int]) -> None:
+    """What the click tool hands over (32-bit floats) reaches the plate and comes back bit for bit."""
+    width, height = size
+    rng = random.Random(f"pixels{size}")
+    clip = BlenderClip(*size)
+    samples = [(0.0, 0.0), (float(width), float(height)), (0.5, 2.0**-16)] + [
+        (f32(rng.uniform(0, width)), f32(rng.uniform(2.0**-16, height))) for _ in range(SAMPLES)
+    ]
+    for x, y in samples:
+        px, py = clip.pixel_to_plate(x, y)
+        assert px == x and height - py == y
+
+
+def test_why_clip_pixels_do_not_go_through_normalised_positions() -> None:
+    # A click at x = 7.75 on a 1920-wide clip, divided by the width and multiplied back:
+    assert 7.75 / 1920 * 1920 != 7.75
+    assert BlenderClip(1920, 1080).pixel_to_plate(7.75, 0.0)[0] == 7.75
+
+
+@pytest.mark.parametrize(("x", "y"), [(-0.5, 10.0), (10.0, 1080.25), (1921.0, 10.0)])
+def test_blender_clip_pixels_must_be_inside_the_clip(x: float, y: float) -> None:
+    with pytest.raises(PromptError, match=rf"clip pixel \({x:g}, {y:g}\) is outside the 1920x1080 image"):
+        BlenderClip(1920, 1080).pixel_to_plate(x, y)
+
+
 FRAMES = [
     # (frame_start, frame_offset, first_frame, scene frame) -> plate frame
     (1, 0, 1001, 1, 1001),  # clip.frame_start defaults to 1: scene 1 shows sh010.1001

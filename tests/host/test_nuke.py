@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+import zmq.auth
 
 from rotobridge.coords import NukeSpace
+from rotobridge.keys import Keys
 from rotobridge.prompts import PromptModel
 
 from . import nuke_double
@@ -69,6 +71,11 @@ class NukeHarness:
         self.press(node.CONNECT)
         if wait:
             self.pump(lambda: self.node[node.STATUS].value() == "session open")
+
+    def map_paths(self, host_folder: str, bridge_folder: str) -> None:
+        """Type the folders into the node's `host path` and `bridge path` knobs."""
+        nuke_double.double_edit(self.node[node.HOST_ROOT], host_folder)
+        nuke_double.double_edit(self.node[node.BRIDGE_ROOT], bridge_folder)
 
     def add_object(self, name: str) -> int:
         nuke_double.double_answer(name)
@@ -239,6 +246,43 @@ def test_colour_settings_reach_the_bridge(
     host.connect()
     (call,) = host.fake.last.called("open")
     assert (call.args["colour"], call.args["plate"]["colourspace"]) == ({"config": sent_config}, sent_space)
+
+
+def test_a_custom_ocio_config_file_is_mapped_and_a_builtin_is_not(host: NukeHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    host.map_paths("/show", "/mnt/show")
+    nuke.root()["OCIO_config"].setValue("custom")
+    nuke.root()["customOCIOConfigPath"].setValue("/show/ocio/config.ocio")
+    host.connect()
+    nuke.root()["customOCIOConfigPath"].setValue("")  # then $OCIO, here one of OCIO's built-in configs
+    monkeypatch.setenv("OCIO", "ocio://studio-config-latest")
+    host.connect()
+    assert [c.args["colour"] for c in (f.called("open")[0] for f in host.fake.made)] == [
+        {"config": "/mnt/show/ocio/config.ocio"}, {"config": "ocio://studio-config-latest"}
+    ]
+
+
+def test_path_mapping_is_saved_with_the_node_and_old_nodes_map_nothing(host: NukeHarness) -> None:
+    host.map_paths("/shots", "/mnt/shots")
+    again = host.reload()
+    assert (again.node[node.HOST_ROOT].value(), again.node[node.BRIDGE_ROOT].value()) == ("/shots", "/mnt/shots")
+    for name in (node.HOST_ROOT, node.BRIDGE_ROOT):  # a node made before the knobs existed
+        again.node.removeKnob(again.node[name])
+    again.connect()
+    assert again.fake.last.called("open")[0].args["plate"]["path"] == PLATE_PATH
+
+
+def test_the_key_knobs_give_the_client_its_keys_or_say_what_is_missing(host: NukeHarness, tmp_path: Path) -> None:
+    server, _ = zmq.auth.create_certificates(str(tmp_path), "server")
+    public, secret = zmq.auth.create_certificates(str(tmp_path), "artist")
+    host.node[node.SERVER_KEY].setValue(server)
+    host.connect(wait=False)
+    host.pump(lambda: bool(host.errors()))
+    assert "Setup" in host.errors()[0] and ".key_secret" in host.errors()[0] and not host.fake.made
+    host.node[node.CLIENT_KEY].setValue(secret)
+    host.connect()
+    (server_public, _), (artist_public, artist_secret) = zmq.auth.load_certificate(server), zmq.auth.load_certificate(secret)
+    assert artist_secret is not None and artist_public == zmq.auth.load_certificate(public)[0]
+    assert host.fake.last.keys == Keys(server_public.decode(), artist_public.decode(), artist_secret.decode())
 
 
 def test_mattes_default_next_to_the_script(host: NukeHarness, tmp_path: Path) -> None:

@@ -77,6 +77,9 @@ BAD = [
     ("objects[0].prompts", [{"frame": 1001, "box": [1, 1, 2, 2]}] * 2, "objects[0].prompts", "appears twice"),
     ("propagate", {"direction": "sideways"}, "propagate.direction", "one of both, forward, backward"),
     ("output.path", "mattes/sh010.####.png", "output.path", ".exr"),
+    ("output.path", "mattes/sh010.exr", "output.path", "no frame number placeholder"),
+    ("output.path", "mattes/sh010.1001.exr", "output.path", "no frame number placeholder"),
+    ("output.path", "mattes/sh010.####_v1.exr", "output.path", "no frame number placeholder"),
     ("output.compression", "dwaa", "output.compression", "one of zip"),
     ("output.binary", "yes", "output.binary", "true or false"),
 ]
@@ -88,6 +91,23 @@ def test_bad_recipes_name_the_field(path: str, value: Any, field: str, words: st
         recipes.parse(_with(path, value))
     assert err.value.field == field
     assert words in str(err.value)
+
+
+#: Matte paths the recipe accepts; tests/bridge/test_mattes.py checks the matte writer reads each.
+GOOD_MATTE_PATHS = ["m/sh010.####.exr", "m/sh010.#.exr", "m/sh010_%04d.exr", "m/sh010.%d.exr", "m/sh010.@@@@.exr", "m/sh010.$F4.exr", "m/SH.####.EXR"]
+
+
+@pytest.mark.parametrize("path", GOOD_MATTE_PATHS)
+def test_matte_paths_with_a_frame_placeholder_are_accepted(path: str) -> None:
+    assert recipes.parse(_with("output.path", path)).output.path == path
+
+
+def test_a_shot_travels_as_the_recipe_parts_of_open() -> None:
+    recipe = recipes.parse(BASE)
+    shot = recipes.Shot(recipe.plate, recipe.output, recipe.colour, size=(100, 50))
+    fields = shot.fields()
+    assert fields == {key: BASE[key] for key in ("plate", "output", "colour") if key in BASE}
+    assert recipes.Shot.parse(fields) == shot  # `size` stays with the host
 
 
 def test_not_json_is_a_recipe_error() -> None:

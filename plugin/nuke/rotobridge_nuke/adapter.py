@@ -5,7 +5,8 @@ and the project's OCIO settings; prompts live in the node's hidden knob and are 
 as draggable XY/BBox knobs; results reach the main thread through
 `nuke.executeInMainThread`; progress shows as a `nuke.ProgressTask` whose cancel button
 cancels the tracking; errors become one `nuke.message` (stderr without a GUI). All
-decisions are the controller's; coordinates convert with `rotobridge.coords.NukeSpace`.
+decisions are the controller's; coordinates convert with `rotobridge.coords.NukeSpace`,
+paths with `rotobridge.paths.PathMap` (the node's `host path` and `bridge path`).
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from typing import Any, Callable
 
 import nuke
 
-from rotobridge import recipe
-from rotobridge.client import Client, Preview
-from rotobridge.controller import ClientFactory, Controller, Keys, Shot
+from rotobridge import keys, recipe
+from rotobridge.client import Client
+from rotobridge.controller import ClientFactory, Controller
 from rotobridge.coords import NukeSpace, nuke_proxy_scale
 from rotobridge.errors import HostError, PromptError, RotobridgeError
-from rotobridge.protocol import DEFAULT_ADDRESS
+from rotobridge.paths import PathMap
+from rotobridge.protocol import DEFAULT_ADDRESS, Preview
+from rotobridge.recipe import Shot
 
 from . import node as n
 
@@ -58,8 +61,11 @@ class NukeHost:
         space = _DEFAULT_SPACE.sub(r"\1", _text(read, "colorspace"))
         if space == "default":
             raise HostError(f"set the colorspace of the Read '{read.name()}' explicitly: the bridge does not guess")
-        plate = recipe.Plate(path, f"{_int(read, 'first')}-{_int(read, 'last')}", space)
-        return Shot(plate, self._output(), _colour(), _size(read["format"]))
+        paths = self._paths()
+        plate = recipe.Plate(paths.to_bridge(path), f"{_int(read, 'first')}-{_int(read, 'last')}", space)
+        output = recipe.Output(paths.to_bridge(self._output()))
+        colour = recipe.Colour(config=paths.config_to_bridge(_colour_config()))
+        return Shot(plate, output, colour, _size(read["format"]))
 
     def load_prompts(self) -> str:
         return _text(self.node, n.PROMPTS)
@@ -92,7 +98,7 @@ class NukeHost:
         frames = self.controller.frames
         read = nuke.toNode(f"{self.node.fullName()}.{n.MATTES}")
         if written and read is not None and frames is not None:
-            read["file"].setValue(output.path)
+            read["file"].setValue(self._paths().to_host(output.path))
             read["first"].setValue(frames[0])
             read["last"].setValue(frames[1])
             reload = read["reload"]
@@ -111,12 +117,8 @@ class NukeHost:
     # --- buttons -----------------------------------------------------------------
 
     def connect(self) -> None:
-        server, mine = _text(self.node, n.SERVER_KEY), _text(self.node, n.CLIENT_KEY)
-        try:
-            keys = Keys.from_files(server, mine) if server or mine else None
-        except (OSError, ValueError) as exc:
-            raise HostError(f"cannot read the keys ('bridge key' {server!r}, 'your key' {mine!r}): {exc}") from None
-        self.controller.connect(_text(self.node, n.BRIDGE) or DEFAULT_ADDRESS, keys)
+        found = keys.from_settings(_text(self.node, n.SERVER_KEY), _text(self.node, n.CLIENT_KEY))
+        self.controller.connect(_text(self.node, n.BRIDGE) or DEFAULT_ADDRESS, found)
         self.controller.open_shot()
 
     def add_object(self) -> None:
@@ -238,22 +240,29 @@ class NukeHost:
             raise PromptError("add an object first (Add object), then choose it in 'object'")
         return found
 
-    def _output(self) -> recipe.Output:
+    def _output(self) -> str:
+        """Where the mattes go, as Nuke sees the path (default: next to the script)."""
         path = _text(self.node, n.OUTPUT).strip()
         if not path:
             script = _text(nuke.root(), "name")
             if not script:
                 raise HostError("save the script first, or set 'mattes' to where the bridge should write the mattes")
             path = os.path.join(os.path.dirname(script), "mattes", self.node.name(), f"{self.node.name()}.####.exr")
-        return recipe.Output(path)
+        return path
+
+    def _paths(self) -> PathMap:
+        """The node's path mapping (unset on nodes saved before it had one)."""
+        knobs = (self.node.knob(n.HOST_ROOT), self.node.knob(n.BRIDGE_ROOT))
+        host, bridge = ("" if k is None else str(k.value()) for k in knobs)
+        return PathMap(host, bridge)
 
     def _tell(self, event: str, payload: Any) -> None:
         for listener in list(_listeners):
             listener(self.node.fullName(), event, payload)
 
 
-def _colour() -> recipe.Colour:
-    """The project's OCIO config, as a path or built-in the bridge can open too."""
+def _colour_config() -> str:
+    """The project's OCIO config, as a path (as Nuke sees it) or a built-in the bridge can open too."""
     root = nuke.root()
     if _text(root, "colorManagement") != "OCIO":
         raise HostError(
@@ -265,9 +274,9 @@ def _colour() -> recipe.Colour:
         path = _text(root, "customOCIOConfigPath") or os.environ.get("OCIO", "")
         if not path:
             raise HostError("the project's OCIO config is 'custom' but has no path: set 'custom OCIO config'")
-        return recipe.Colour(config=path)
+        return path
     if config.startswith("fn-nuke_"):  # Nuke's copies of OCIO's built-in configs
-        return recipe.Colour(config="ocio://" + config[len("fn-nuke_"):])
+        return "ocio://" + config[len("fn-nuke_"):]
     raise HostError(
         f"the project's OCIO config '{config}' ships inside Nuke, where the bridge cannot read it: choose a "
         "'fn-nuke_cg-config' or 'fn-nuke_studio-config', or 'custom' with a path the bridge can read"

@@ -1,7 +1,8 @@
 """The RotoBridge node: a Group with a plate input, its knobs, and the matte Read inside.
 
 The knobs are the node's whole state, so a saved .nk keeps it: the bridge address and
-keys, the matte path, and the prompt model (a hidden knob; the draggable point and box
+keys, the path mapping (a folder as Nuke sees it ↔ as the bridge sees it, for a bridge
+that mounts the shared storage elsewhere), the matte path, and the prompt model (a hidden knob; the draggable point and box
 knobs mirror it). Inside, a Read of the EXR mattes (raw: they are data) feeds a Copy that
 puts the first object into rgba.alpha; every object is also its own `<object>.alpha`
 layer, as the bridge names the channels. Rendering the node needs only that Read, so
@@ -18,6 +19,7 @@ import nuke
 from rotobridge.protocol import DEFAULT_ADDRESS
 
 BRIDGE, SERVER_KEY, CLIENT_KEY, STATUS, OUTPUT, OBJECT = "bridge", "server_key", "client_key", "status", "output", "object"
+HOST_ROOT, BRIDGE_ROOT = "host_root", "bridge_root"
 FIRST, LAST, OVERWRITE, PROMPTS = "first", "last", "overwrite", "rb_prompts"
 CONNECT, ADD_OBJECT, REMOVE_OBJECT = "connect", "add_object", "remove_object"
 ADD_POSITIVE, ADD_NEGATIVE, ADD_BOX, CLEAR_FRAME, PREVIEW = "add_positive", "add_negative", "add_box", "clear_frame", "preview"
@@ -57,6 +59,11 @@ def _button(name: str) -> nuke.PyScript_Knob:
     return nuke.PyScript_Knob(name, _BUTTONS[name], _PRESS)
 
 
+def _tip(knob: nuke.Knob, tooltip: str) -> nuke.Knob:
+    knob.setTooltip(tooltip)
+    return knob
+
+
 def create() -> nuke.Group:
     """A RotoBridge node, its input on the selected node (the plate's Read)."""
     selected = nuke.selectedNodes()
@@ -78,6 +85,8 @@ def create() -> nuke.Group:
         nuke.String_Knob(BRIDGE, "bridge", DEFAULT_ADDRESS),
         nuke.File_Knob(SERVER_KEY, "bridge key"),
         nuke.File_Knob(CLIENT_KEY, "your key"),
+        _tip(nuke.File_Knob(HOST_ROOT, "host path"), "Path mapping: this folder as Nuke sees it (e.g. S:/shows)…"),
+        _tip(nuke.String_Knob(BRIDGE_ROOT, "bridge path"), "…is this folder on the bridge's machine (e.g. /mnt/shows)"),
         _button(CONNECT),
         nuke.Text_Knob(STATUS, "status", "disconnected"),
         nuke.File_Knob(OUTPUT, "mattes"),

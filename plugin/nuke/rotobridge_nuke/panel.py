@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rotobridge.client import Preview
+from rotobridge.protocol import Preview
 
 from . import adapter
 from .qt import QtCore, QtGui, QtWidgets

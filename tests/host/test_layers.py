@@ -1,0 +1,77 @@
+"""The code keeps the layering docs/architecture.md draws: every module is in a layer, and a
+module imports only its own layer or those below it, on its own side; the host side never
+imports the bridge, and the bridge uses the host core only up to its client layer."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC = (ROOT / "docs" / "architecture.md").read_text()
+SIDES = {"host": ("rotobridge", ROOT / "plugin" / "src" / "rotobridge"), "bridge": ("rotobridge.bridge", ROOT / "bridge" / "src" / "rotobridge" / "bridge")}
+
+
+def _layers(side: str) -> dict[str, int]:
+    """Module → rank (0 = the bottom layer) from the doc's table of that side."""
+    title = {"host": "Host side", "bridge": "Bridge side"}[side]
+    match = re.search(rf"^### {title}.*?\n(.*?)(?=^#|\Z)", DOC, re.S | re.M)
+    assert match, title
+    rows = [line for line in match.group(1).splitlines() if line.startswith("| ") and not line.startswith("| layer")]
+    ranks = {}
+    for rank, row in enumerate(reversed(rows)):
+        for name in re.findall(r"`(\w+)`", row.split("|")[2]):
+            ranks[name] = rank
+    return ranks
+
+
+def _modules(side: str) -> dict[str, set[str]]:
+    """Each module of a side (short name) → the rotobridge modules it imports (full names)."""
+    package, folder = SIDES[side]
+    out = {}
+    for path in sorted(folder.glob("*.py")):
+        if path.stem == "__init__":
+            continue
+        imported: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = package if node.level == 1 else package.rsplit(".", node.level - 1)[0]
+                names = [f"{base}.{node.module}"] if node.module else [f"{base}.{a.name}" for a in node.names]
+                imported.update(names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ("rotobridge", "rotobridge_nuke"):
+                bare = node.module in ("rotobridge", "rotobridge.bridge")
+                imported.update(f"{node.module}.{a.name}" for a in node.names) if bare else imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported.update(a.name for a in node.names if a.name.split(".")[0] in ("rotobridge", "rotobridge_nuke"))
+        out[path.stem] = imported
+    return out
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_every_module_is_in_a_documented_layer(side: str) -> None:
+    assert set(_modules(side)) <= set(_layers(side)), "add the new module to a layer in docs/architecture.md"
+    assert set(_layers(side)) - set(_modules(side)) <= {"rotobridge_nuke"}, "the doc names a module that is gone"
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_no_module_imports_a_higher_layer(side: str) -> None:
+    ranks, host_ranks = _layers(side), _layers("host")
+    ceiling = host_ranks["client"]  # how far up the host core the bridge may reach
+    wrong = []
+    for module, imported in _modules(side).items():
+        for name in imported:
+            if name.startswith("rotobridge.bridge."):
+                target, limit = name.split(".")[2], ranks[module] if side == "bridge" else -1
+                target_rank = _layers("bridge")[target]
+            elif name.startswith("rotobridge."):
+                target = name.split(".")[1]
+                target_rank = host_ranks[target]
+                limit = ranks[module] if side == "host" else ceiling
+            else:  # an adapter
+                target, target_rank, limit = name, 1, 0
+            if target_rank > limit:
+                wrong.append(f"{side} {module} imports {name}")
+    assert wrong == []
