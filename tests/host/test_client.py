@@ -234,7 +234,7 @@ def clients() -> Iterator[Callable[..., Client]]:
     yield make
     for client in made:
         client.close()
-        assert not client.connection.thread.is_alive()
+        assert not client.thread.is_alive()
 
 
 def _plane(frame: int, object_id: int, size: int) -> bytes:
@@ -676,7 +676,7 @@ def test_close_fails_waiting_calls_and_stops_the_thread(bridge: FakeBridge, clie
     bridge.wait_for("open")
     client.close()
     waiter.join(2)
-    assert not waiter.is_alive() and not client.connection.thread.is_alive()
+    assert not waiter.is_alive() and not client.thread.is_alive()
     assert len(failures) == 1 and isinstance(failures[0], BridgeUnreachableError) and "closed" in str(failures[0])
     with pytest.raises(BridgeUnreachableError, match="closed"):
         client.status().result()
@@ -695,7 +695,7 @@ def test_blocking_call_from_a_direct_callback_is_refused(bridge: FakeBridge, cli
 
     client.submit("status", nested)
     (error,) = outcome.wait_for(lambda items: len(items) == 1)
-    assert "would deadlock" in str(error) and outcome.threads[0] == client.connection.thread.ident
+    assert "would deadlock" in str(error) and outcome.threads[0] == client.thread.ident
 
 
 def test_events_are_plain_objects() -> None:

@@ -5,8 +5,8 @@ Each method sends at once and returns a `Pending` answer, which a caller either 
 panels, whose callbacks then run through the client's `dispatch`, on the host's main
 thread, and never block it). Propagation events go to `on_event`/`on_done` the same way.
 Without a dispatch, callbacks run on the client's I/O thread, where they must not block.
-The connection itself (I/O thread, heartbeats, reconnection, CURVE) is `connection.py`;
-what travels is `protocol.py`'s. Stdlib + pyzmq only: hosts import it.
+The connection underneath (I/O thread, heartbeats, reconnection, CURVE) is
+`connection.py`; what travels is `protocol.py`'s. Stdlib + pyzmq only: hosts import it.
 """
 
 from __future__ import annotations
@@ -15,11 +15,8 @@ import math
 import threading
 from typing import Any, Callable, Generic, Mapping, Protocol, Sequence, TypeVar
 
-from . import protocol
 from .connection import Answer, Connection
 from .errors import BridgeUnreachableError, ProtocolError, RotobridgeError
-from .keys import Keys
-from .mainthread import Dispatch
 from .protocol import Message, Preview
 
 T = TypeVar("T")
@@ -120,54 +117,13 @@ class Pending(Generic[T]):
             self._connection.post(lambda: ok(value))  # type: ignore[arg-type]  # value is T here
 
 
-class Client:
-    """A connection to one bridge, with a method per request; see the module docstring."""
-
-    def __init__(
-        self,
-        address: str = protocol.DEFAULT_ADDRESS,
-        *,
-        keys: Keys | None = None,
-        timeout: float = 10.0,
-        heartbeat: float = 1.0,
-        dead_after: float = 3.0,
-        name: str = "rotobridge-host",
-        dispatch: Dispatch | None = None,
-        on_state: Callable[[str, str], None] | None = None,
-        on_session_lost: Callable[[str], None] | None = None,
-    ) -> None:
-        self.connection = Connection(
-            address,
-            keys=keys,
-            timeout=timeout,
-            heartbeat=heartbeat,
-            dead_after=dead_after,
-            name=name,
-            dispatch=dispatch,
-            on_state=on_state,
-            on_session_lost=on_session_lost,
-        )
-        self.address = address
-        self.name = name
-
-    @property
-    def state(self) -> str:
-        """"connecting" (first attempt), "connected" or "lost" (retrying in the background)."""
-        return self.connection.state
+class Client(Connection):
+    """A connection to one bridge with a method per request; see the module docstring."""
 
     @property
     def sessions(self) -> tuple[str, ...]:
         """Sessions this client opened or attached and still holds."""
-        return self.connection.held.sessions
-
-    @property
-    def bridge_info(self) -> dict[str, Any] | None:
-        """The last `hello` result (bridge version, model, device), None before the first."""
-        return self.connection.bridge_info
-
-    @property
-    def closed(self) -> bool:
-        return self.connection.closed
+        return self.held.sessions
 
     # --- any request -----------------------------------------------------------------
 
@@ -185,8 +141,8 @@ class Client:
 
         Events (of a propagation) go to `on_event` on the I/O thread: post them on.
         """
-        pending: Pending[T] = Pending(self.connection, decode)
-        sent = self.connection.send(type_, fields, binary, timeout, pending._complete, on_event)
+        pending: Pending[T] = Pending(self, decode)
+        sent = self.send(type_, fields, binary, timeout, pending._complete, on_event)
         pending._start(sent.id, type_, sent.timeout)
         return pending
 
@@ -265,7 +221,7 @@ class Client:
         `finished` one, through dispatch — possibly before the answer's own callbacks.
         """
 
-        post = self.connection.post
+        post = self.post
 
         def handle(event: Message) -> None:
             if on_event is not None:
@@ -291,10 +247,6 @@ class Client:
     def status(self) -> Pending[dict[str, Any]]:
         """`sessions`, `queue`, `device`, `memory` of the bridge."""
         return self.request("status", _fields)
-
-    def close(self) -> None:
-        """Stop the I/O thread and close the socket (linger 0); requests in flight fail."""
-        self.connection.close()
 
     def __enter__(self) -> Client:
         return self

@@ -20,8 +20,7 @@ from typing import Any, Callable, Collection, Mapping, Sequence
 from .errors import RecipeError
 from .fields import Fields, boolean, box, choice, frameset, join, label, listing, point, rgb, string, whole
 
-#: The schema version this code reads and writes (there is no older one yet: when version 2
-#: comes, version 1 files are upgraded on load by a tested table of upgrade functions).
+#: The schema version this code reads and writes, the only one so far.
 RECIPE_VERSION = 1
 VERSION_KEY = "rotobridge_recipe"
 
