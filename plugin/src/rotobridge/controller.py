@@ -167,8 +167,7 @@ class Controller:
         self._forget_session()
         if old is not None:
             self._run(client.close_session(old), failed=_quietly)
-        fields = shot.fields()
-        self._run(client.open(fields["plate"], fields["output"], fields.get("colour")), lambda r: self._opened(shot, r))
+        self._run(client.open(**shot.fields()), lambda r: self._opened(shot, r))
 
     def _opened(self, shot: Shot, result: Mapping[str, Any]) -> None:
         session, size = str(result["session"]), (int(result["width"]), int(result["height"]))
