@@ -47,6 +47,15 @@ def test_doc_error_and_event_tables_are_the_code_lists() -> None:
     assert events == dict(protocol.EVENTS)
 
 
+def test_doc_limits_table_is_the_code_table() -> None:
+    documented = {
+        name.strip("`"): (int(value), tuple(n for n in re.findall(r"`(\w+)`", breach) if n in protocol.ERRORS))
+        for name, value, breach in _rows(_section("Limits"))
+    }
+    assert documented == dict(protocol.LIMITS)
+    assert all(name in protocol.ERRORS for _, names in protocol.LIMITS.values() for name in names)
+
+
 def _frames(header: Any, *binary: bytes) -> list[bytes]:
     return [json.dumps(header).encode(), *binary]
 
@@ -71,6 +80,7 @@ GOOD = {"v": [1, 0], "id": "c-1", "type": "preview", "session": "s1", "frame": 1
         (_frames({k: v for k, v in GOOD.items() if k != "frame"}), "bad_message", "frame: is required", "c-1"),
         (_frames({**GOOD, "frame": "1001"}), "bad_message", "frame: must be int", "c-1"),
         (_frames({**GOOD, "frame": True}), "bad_message", "frame: must be int", "c-1"),
+        (_frames({**GOOD, "session": "s" * 4097}), "bad_message", "session: at most 4096 characters", "c-1"),
         ([json.dumps(GOOD).encode(), b"x" * protocol.MAX_MESSAGE_BYTES], "bad_message", "larger than", None),
     ],
 )

@@ -82,10 +82,27 @@ BAD = [
     ("output.path", "mattes/sh010.####_v1.exr", "output.path", "no frame number placeholder"),
     ("output.compression", "dwaa", "output.compression", "one of zip"),
     ("output.binary", "yes", "output.binary", "true or false"),
+    # hostile values: typed refusals naming the field, never a crash (issue 14)
+    ("objects[0].prompts[0].points", [[10**400, 20]], "objects[0].prompts[0].points[0][0]", "too large"),
+    ("objects[1].prompts[0].box", [1, 2, 10**400, 40], "objects[1].prompts[0].box[2]", "too large"),
+    ("objects[0].colour", [-(10**400), 0, 0], "objects[0].colour[0]", "too large"),
+    ("plate.frames", "1-100000000", "plate.frames", "at most 100000"),
+    ("plate.frames", "1-99999999999999999999", "plate.frames", "at most 100000"),
+    ("plate.frames", "1-1000000x10,5-5", "plate.frames", "names 100001 frames"),
+    ("plate.path", "plate/sh\0.####.exr", "plate.path", "NUL"),
+    ("plate.path", "plate/sh\ud800.####.exr", "plate.path", "surrogate"),
+    ("plate.colourspace", "ACES\udfffcg", "plate.colourspace", "surrogate"),
+    ("plate.path", "p/" * 2100 + "sh.####.exr", "plate.path", "at most 4096"),
+    ("output.path", "mattes/\0/sh010.####.exr", "output.path", "NUL"),
+    ("output.path", "mattes//sh010.####.exr", "output.path", "'//'"),
+    ("plate.path", "plate//sh010.####.exr", "plate.path", "'//'"),
+    ("objects[0].prompts[0].points", [[1, 1]] * 65, "objects[0].prompts[0].points", "at most 64"),
+    ("objects", [{"id": i, "name": f"o{i}", "prompts": [{"frame": 1001, "box": [1, 1, 2, 2]}]} for i in range(65)], "objects", "at most 64"),
+    ("propagate", {"direction": "x" * 5000}, "propagate.direction", "…"),
 ]
 
 
-@pytest.mark.parametrize("path,value,field,words", BAD, ids=[f"{b[0]}={b[1]!r}" for b in BAD])
+@pytest.mark.parametrize("path,value,field,words", BAD, ids=[f"{b[0]}={repr(b[1])[:40]}" for b in BAD])
 def test_bad_recipes_name_the_field(path: str, value: Any, field: str, words: str) -> None:
     with pytest.raises(RecipeError) as err:
         recipes.parse(_with(path, value))
@@ -108,6 +125,18 @@ def test_a_shot_travels_as_the_recipe_parts_of_open() -> None:
     fields = shot.fields()
     assert fields == {key: BASE[key] for key in ("plate", "output", "colour") if key in BASE}
     assert recipes.Shot.parse(fields) == shot  # `size` stays with the host
+
+
+def test_a_recipe_file_with_a_number_too_large_for_a_float_is_a_recipe_error(tmp_path: Path) -> None:
+    text = json.dumps(_with("objects[0].prompts[0].points", [[10, 20]])).replace("[[10, 20]]", "[[1" + "0" * 400 + ", 20]]")
+    (tmp_path / "r.json").write_text(text)
+    with pytest.raises(RecipeError) as err:
+        recipes.load(tmp_path / "r.json")
+    assert err.value.field == "objects[0].prompts[0].points[0][0]" and "too large" in str(err.value)
+
+
+def test_a_leading_double_slash_is_a_network_path_and_stays() -> None:
+    assert recipes.parse(_with("plate.path", "//server/shows/sh010.####.exr")).plate.path == "//server/shows/sh010.####.exr"
 
 
 def test_not_json_is_a_recipe_error() -> None:

@@ -2,11 +2,15 @@
 
 Recipes, recipe parts in protocol requests and stored prompts are all validated with
 these readers, so every consumer gets the same `RecipeError`s, each naming the offending
-field the way a TD would write it (`objects[1].prompts[0].points[2]`). Stdlib only.
+field the way a TD would write it (`objects[1].prompts[0].points[2]`). Every reader also
+bounds what a value may cost (string length, frame-range size), because recipe parts
+arrive from any client of a shared bridge: a refusal here is cheap, work later is not.
+Stdlib only.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Callable, Sequence, TypeVar
 
@@ -14,7 +18,16 @@ from .errors import RecipeError
 
 T = TypeVar("T")
 _FRAMESET = re.compile(r"^\s*-?\d+(\s*-\s*-?\d+(\s*[xy:]\s*\d+)?)?(\s*,\s*-?\d+(\s*-\s*-?\d+(\s*[xy:]\s*\d+)?)?)*\s*$")
+_CHUNK = re.compile(r"(-?\d+)(?:\s*-\s*(-?\d+)(?:\s*([xy:])\s*(\d+))?)?")
 Check = Callable[[Any, str], T]
+
+#: Longest string a field may hold: Linux's PATH_MAX, enough for any real path or name.
+MAX_TEXT = 4096
+#: Most frames a frame range may name (each comma-separated chunk counted in full); more
+#: than an hour at 24 fps, and what keeps opening a plate a sub-second job.
+MAX_FRAMES = 100_000
+#: How much of a refused value an error message shows.
+_SHOWN = 60
 
 
 class Fields:
@@ -56,9 +69,24 @@ def kind(value: Any) -> str:
     )
 
 
+def shown(value: Any) -> str:
+    """A value for an error message, cut short: a refused value may be a megabyte long."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
+
+
 def string(value: Any, where: str) -> str:
+    """Non-empty text that any file system, C library and UTF-8 encoder accepts."""
     if not isinstance(value, str) or not value.strip():
         raise RecipeError(where, f"must be a non-empty string, got {kind(value)}")
+    if len(value) > MAX_TEXT:
+        raise RecipeError(where, f"is {len(value)} characters long; at most {MAX_TEXT} are allowed")
+    if "\0" in value:
+        raise RecipeError(where, "contains a NUL character, which no path or name may hold: remove it")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RecipeError(where, "contains an unpaired UTF-16 surrogate (\\ud800-\\udfff): send valid Unicode text") from None
     return value
 
 
@@ -69,12 +97,15 @@ def whole(value: Any, where: str) -> int:
 
 
 def number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value in (
-        float("inf"),
-        float("-inf"),
-    ):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RecipeError(where, f"must be a finite number, got {kind(value)}")
-    return float(value)
+    try:
+        out = float(value)  # JSON digits decode to an int of any size
+    except OverflowError:
+        raise RecipeError(where, "is too large: must be a finite number (a float)") from None
+    if not math.isfinite(out):
+        raise RecipeError(where, f"must be a finite number, got {value}")
+    return out
 
 
 def boolean(value: Any, where: str) -> bool:
@@ -89,20 +120,53 @@ def listing(value: Any, where: str) -> list[Any]:
     return value
 
 
+def bounded(most: int, what: str) -> Check[list[Any]]:
+    """A list of at most `most` items, checked before any item is read."""
+
+    def check(value: Any, where: str) -> list[Any]:
+        items = listing(value, where)
+        if len(items) > most:
+            raise RecipeError(where, f"has {len(items)} {what}; at most {most} are allowed")
+        return items
+
+    return check
+
+
 def choice(options: Sequence[str]) -> Check[str]:
     def check(value: Any, where: str) -> str:
         if value not in options:
-            raise RecipeError(where, f"must be one of {', '.join(options)}, got {value!r}")
+            raise RecipeError(where, f"must be one of {', '.join(options)}, got {shown(value)}")
         return str(value)
 
     return check
 
 
 def frameset(value: Any, where: str) -> str:
+    """A fileseq frame range naming at most MAX_FRAMES frames (counted here, before any list is built)."""
     text = string(value, where)
     if not _FRAMESET.match(text):
-        raise RecipeError(where, f"{text!r} is not a frame range such as '1001-1100' or '1001-1100x2'")
+        raise RecipeError(where, f"{shown(text)} is not a frame range such as '1001-1100' or '1001-1100x2'")
+    count = frame_count(text)
+    if count > MAX_FRAMES:
+        raise RecipeError(where, f"{shown(text)} names {count} frames; a plate may have at most {MAX_FRAMES}")
     return text
+
+
+def frame_count(text: str) -> int:
+    """How many frames a frame range names, chunk by chunk (overlaps counted twice): arithmetic only.
+
+    `a-bxN` steps by N, `a-byN` is its complement, `a-b:N` (staggered) is at most a-b.
+    """
+    total = 0
+    for first, last, mode, step in _CHUNK.findall(text):
+        if not last:
+            total += 1
+            continue
+        span = abs(int(last) - int(first))
+        n = int(step) if step else 1
+        stepped = span // n + 1 if n > 0 else span + 1
+        total += {"x": stepped, "y": span + 1 - stepped}.get(mode, span + 1)
+    return total
 
 
 def point(value: Any, where: str) -> tuple[float, float]:

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
-from . import errors
+from . import errors, fields, recipe
 from .errors import ProtocolError, RotobridgeError, UnknownTypeError, VersionMismatchError
 
 #: [major, minor]; a peer with another major is refused.
@@ -25,6 +25,24 @@ PROTOCOL_VERSION = (1, 0)
 #: Largest request the bridge accepts (all frames together; libzmq MAXMSGSIZE drops bigger ones).
 MAX_MESSAGE_BYTES = 1 << 20
 DEFAULT_ADDRESS = "tcp://127.0.0.1:47400"
+#: Requests one client (one connection) may have waiting for the bridge's device worker.
+MAX_PENDING = 16
+#: Sessions one client (one connection) may hold open.
+MAX_SESSIONS = 16
+
+#: Every bound on what one request or one client may cost: name -> (value, the errors a
+#: breach is answered with; none when it is not answered). docs/protocol.md, Limits, lists
+#: the same; the bridge refuses a breach before doing the work, so a client that asks too
+#: much cannot delay anyone else's clicks.
+LIMITS: Mapping[str, tuple[int, tuple[str, ...]]] = {
+    "message_bytes": (MAX_MESSAGE_BYTES, ()),
+    "text_chars": (fields.MAX_TEXT, ("bad_recipe", "bad_message")),
+    "plate_frames": (fields.MAX_FRAMES, ("bad_recipe",)),
+    "points_per_prompt": (recipe.MAX_POINTS, ("bad_recipe",)),
+    "objects_per_session": (recipe.MAX_OBJECTS, ("bad_recipe",)),
+    "pending_requests_per_client": (MAX_PENDING, ("busy",)),
+    "sessions_per_client": (MAX_SESSIONS, ("busy",)),
+}
 
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
@@ -222,6 +240,8 @@ def decode_request(frames: Sequence[bytes]) -> Message:
         types = _TYPES[spec.rstrip("?")]
         if not isinstance(value, types) or (spec.startswith("int") and isinstance(value, bool)):
             raise ProtocolError(f"{key}: must be {spec.rstrip('?')} for {kind}", request_id=rid)
+        if isinstance(value, str) and len(value) > fields.MAX_TEXT:
+            raise ProtocolError(f"{key}: at most {fields.MAX_TEXT} characters", request_id=rid)
     return _message(header, rid, kind, frames, version)
 
 

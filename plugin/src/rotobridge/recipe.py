@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Collection, Mapping, Sequence
 
 from .errors import RecipeError
-from .fields import Fields, boolean, box, choice, frameset, join, label, listing, point, rgb, string, whole
+from .fields import MAX_FRAMES, Fields, boolean, bounded, box, choice, frameset, join, label, listing, point, rgb, shown, string, whole
 
 #: The schema version this code reads and writes, the only one so far.
 RECIPE_VERSION = 1
@@ -32,6 +32,11 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 #: A matte path's frame number placeholder, just before `.exr`, as rotobridge.bridge.mattes
 #: (fileseq) reads it: `####`/`#` (Nuke: one digit each), `%04d`, `@@@@`, `$F4`.
 _PLACEHOLDER = re.compile(r"(#+|@+|%0?\d*d|\$F\d*)\.exr$", re.IGNORECASE)
+#: Clicks in one prompt: SAM 2 is prompted with a few; each costs every later click of the session.
+MAX_POINTS = 64
+#: Objects in one recipe or session: a preview carries one plane per object, and every
+#: click and tracked frame runs the model once per object.
+MAX_OBJECTS = 64
 
 
 @dataclass(frozen=True)
@@ -160,10 +165,18 @@ def _part(value: Any, where: str) -> str | int:
     return whole(value, where)
 
 
+def _pattern(value: Any, where: str) -> str:
+    """A plate or matte path: fileseq cannot read an empty folder name (`a//b`), except a leading `//` (a network path)."""
+    path = string(value, where)
+    if "//" in path[1:]:
+        raise RecipeError(where, f"{shown(path)} has an empty folder name ('//'): write each folder once")
+    return path
+
+
 def _plate(data: Any, where: str) -> Plate:
     f = Fields(data, where)
     plate = Plate(
-        path=f.get("path", string),
+        path=f.get("path", _pattern),
         frames=f.get("frames", frameset),
         colourspace=f.get("colourspace", string),
         layer=f.get("layer", string, None),
@@ -190,7 +203,7 @@ def _overrides(value: Any, where: str) -> tuple[str, ...]:
     for i, item in enumerate(items):
         text = string(item, f"{where}[{i}]")
         if not re.match(r"^\+{0,2}model\.[A-Za-z0-9_.]+=\S+$", text):
-            raise RecipeError(f"{where}[{i}]", f"{text!r} is not a sam2 config override such as '++model.image_size=512'")
+            raise RecipeError(f"{where}[{i}]", f"{shown(text)} is not a sam2 config override such as '++model.image_size=512'")
     return tuple(items)
 
 
@@ -212,8 +225,9 @@ def _model(data: Any, where: str) -> Model:
 
 def _prompt(data: Any, where: str) -> Prompt:
     f = Fields(data, where)
-    points = tuple(point(p, f"{f.path('points')}[{i}]") for i, p in enumerate(f.get("points", listing, [])))
-    labels = tuple(label(v, f"{f.path('labels')}[{i}]") for i, v in enumerate(f.get("labels", listing, [])))
+    clicks = bounded(MAX_POINTS, "points")
+    points = tuple(point(p, f"{f.path('points')}[{i}]") for i, p in enumerate(f.get("points", clicks, [])))
+    labels = tuple(label(v, f"{f.path('labels')}[{i}]") for i, v in enumerate(f.get("labels", bounded(MAX_POINTS, "labels"), [])))
     prompt = Prompt(
         frame=f.get("frame", whole),
         points=points,
@@ -241,18 +255,19 @@ def _object(data: Any, where: str, *, with_prompts: bool = True) -> Object:
     if not _NAME.match(name):
         raise RecipeError(
             f.path("name"),
-            f"{name!r} cannot be an EXR layer name: use a letter then letters, digits or '_' (at most 63)",
+            f"{shown(name)} cannot be an EXR layer name: use a letter then letters, digits or '_' (at most 63)",
         )
     prompts: tuple[Prompt, ...] = ()
     if with_prompts:
-        raw_prompts = f.get("prompts", listing)
+        raw_prompts = f.get("prompts", bounded(MAX_FRAMES, "prompts"))
         if not raw_prompts:
             raise RecipeError(f.path("prompts"), "needs at least one prompt")
         prompts = tuple(_prompt(p, f"{f.path('prompts')}[{i}]") for i, p in enumerate(raw_prompts))
-        frames = [p.frame for p in prompts]
-        duplicate = next((fr for fr in frames if frames.count(fr) > 1), None)
-        if duplicate is not None:
-            raise RecipeError(f.path("prompts"), f"frame {duplicate} appears twice: put all its clicks in one prompt")
+        seen: set[int] = set()
+        for prompt in prompts:
+            if prompt.frame in seen:
+                raise RecipeError(f.path("prompts"), f"frame {prompt.frame} appears twice: put all its clicks in one prompt")
+            seen.add(prompt.frame)
     obj = Object(id=obj_id, name=name, prompts=prompts, colour=f.get("colour", rgb, None))
     f.done()
     return obj
@@ -268,7 +283,7 @@ def _propagate(data: Any, where: str) -> Propagate:
 def _output(data: Any, where: str) -> Output:
     f = Fields(data, where)
     out = Output(
-        path=f.get("path", string),
+        path=f.get("path", _pattern),
         compression=f.get("compression", choice(COMPRESSIONS), "zip"),
         binary=f.get("binary", boolean, False),
         overwrite=f.get("overwrite", boolean, False),
@@ -279,7 +294,7 @@ def _output(data: Any, where: str) -> Output:
     if not _PLACEHOLDER.search(out.path):
         raise RecipeError(
             join(where, "path"),
-            f"{out.path!r} has no frame number placeholder before .exr (e.g. sh010.####.exr, %04d, @@@@ or $F4)",
+            f"{shown(out.path)} has no frame number placeholder before .exr (e.g. sh010.####.exr, %04d, @@@@ or $F4)",
         )
     return out
 
@@ -313,7 +328,7 @@ def parse(data: Any, base_dir: str = ".") -> Recipe:
         )
     if version < 1:
         raise RecipeError(VERSION_KEY, f"unknown recipe version {version}")
-    objects = tuple(_object(o, f"objects[{i}]") for i, o in enumerate(f.get("objects", listing)))
+    objects = tuple(_object(o, f"objects[{i}]") for i, o in enumerate(f.get("objects", bounded(MAX_OBJECTS, "objects"))))
     if not objects:
         raise RecipeError("objects", "needs at least one object")
     for key in ("id", "name"):
@@ -434,7 +449,7 @@ def check_prompt(
     a click lands on a pixel's edge as often as on its centre.
     """
     if prompt.frame not in frames:
-        raise RecipeError(join(where, "frame"), f"frame {prompt.frame} is not in the plate's frames {frames_text}")
+        raise RecipeError(join(where, "frame"), f"frame {shown(prompt.frame)} is not in the plate's frames {frames_text}")
     for k, (x, y) in enumerate(prompt.points):
         if not (0 <= x <= width and 0 <= y <= height):
             raise RecipeError(
