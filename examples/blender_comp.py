@@ -1,6 +1,7 @@
 """Render docs/images/blender_comp.png, the README's Blender picture, in real (headless) Blender.
 
-    .venv-blender/bin/python examples/blender_comp.py [OUT.png]
+    .venv-blender/bin/python examples/blender_comp.py [OUT.png]     # Blender 4.5 LTS
+    .venv-blender5/bin/python examples/blender_comp.py [OUT.png]    # Blender 5.2 LTS
 
 It reuses the Blender tests' set-up (tests/blender: build the extension, install it in a
 throwaway Blender user folder) and their gestures: a generated 16-frame plate as a movie
@@ -45,18 +46,26 @@ def main(out: Path) -> None:
         test_live.click(clip, "square", 1005, size[0] * 0.46, size[1] * 0.5)
         test_live.track(clip, "both")
         scene = bpy.context.scene
-        tree = scene.node_tree
+        tree = conftest.compat.compositor(scene)
         plate_node = tree.nodes[conftest.comp.node_name(clip, "plate")]
         matte = tree.nodes[conftest.comp.node_name(clip, "square", "matte")]
-        scale = tree.nodes.new("CompositorNodeMath")
+        legacy = hasattr(bpy.types, "CompositorNodeMixRGB")  # Blender 4.5; 5.0 uses the shader nodes
+        scale = tree.nodes.new("CompositorNodeMath" if legacy else "ShaderNodeMath")
         scale.operation, scale.inputs[1].default_value = "MULTIPLY", 0.6
-        tint = tree.nodes.new("CompositorNodeMixRGB")
-        tint.inputs[2].default_value = (*clip.rotobridge.objects[0].colour, 1.0)
+        tint = tree.nodes.new("CompositorNodeMixRGB" if legacy else "ShaderNodeMix")
+        if not legacy:
+            tint.data_type = "RGBA"
+        sockets = {s.identifier: s for s in (*tint.inputs, *tint.outputs) if s.enabled}
+        factor, plate_in, colour_in, tinted = (
+            (tint.inputs[0], tint.inputs[1], tint.inputs[2], tint.outputs[0])
+            if legacy
+            else (sockets["Factor_Float"], sockets["A_Color"], sockets["B_Color"], sockets["Result_Color"])
+        )
+        colour_in.default_value = (*clip.rotobridge.objects[0].colour, 1.0)
         tree.links.new(matte.outputs["square"], scale.inputs[0])
-        tree.links.new(scale.outputs[0], tint.inputs[0])
-        tree.links.new(plate_node.outputs["Image"], tint.inputs[1])
-        composite = next(n for n in tree.nodes if n.bl_idname == "CompositorNodeComposite")
-        tree.links.new(tint.outputs[0], composite.inputs["Image"])
+        tree.links.new(scale.outputs[0], factor)
+        tree.links.new(plate_node.outputs["Image"], plate_in)
+        tree.links.new(tinted, conftest.compat.output_input(tree))
         scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = *size, 100
         scene.render.image_settings.file_format, scene.render.image_settings.color_mode = "PNG", "RGB"
         scene.render.image_settings.compression = 100

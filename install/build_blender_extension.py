@@ -42,10 +42,10 @@ _HOST_FOLDERS = {"blender", "nuke"}
 
 
 def find_blender_ext() -> Path:
-    """blender_ext.py inside the bpy package of .venv-blender (or of this interpreter)."""
+    """blender_ext.py inside the bpy package of this interpreter, else of .venv-blender."""
     patterns = [
-        str(ROOT / ".venv-blender" / "lib" / "python3*" / "site-packages" / "bpy" / "*" / "scripts"),
         *(os.path.join(p, "bpy", "*", "scripts") for p in sys.path if p.endswith("site-packages")),
+        str(ROOT / ".venv-blender" / "lib" / "python3*" / "site-packages" / "bpy" / "*" / "scripts"),
     ]
     for pattern in patterns:
         for scripts in sorted(glob.glob(pattern)):
@@ -55,12 +55,12 @@ def find_blender_ext() -> Path:
     raise SystemExit("blender_ext.py not found: run install/setup.sh (it makes .venv-blender with bpy) or pass --blender-ext")
 
 
-def wheel_platform(filename: str) -> str:
-    """The pip --platform of a wheel file name: its last platform tag (e.g. manylinux_2_28_x86_64)."""
-    match = re.fullmatch(r"[^-]+-[^-]+-[^-]+-[^-]+-(.+)\.whl", filename)
+def wheel_target(filename: str) -> tuple[str, str]:
+    """pip's --python-version and --platform for a wheel file name (cp313 → 3.13; its last platform tag)."""
+    match = re.fullmatch(r"[^-]+-[^-]+-cp(\d)(\d+)-[^-]+-(.+)\.whl", filename)
     if not match:
-        raise SystemExit(f"not a wheel file name: {filename}")
-    return match.group(1).split(".")[-1]
+        raise SystemExit(f"not a CPython wheel file name: {filename}")
+    return f"{match.group(1)}.{match.group(2)}", match.group(3).split(".")[-1]
 
 
 def fetch_wheels(entries: list[str], folder: Path, source: Path | None) -> None:
@@ -72,11 +72,12 @@ def fetch_wheels(entries: list[str], folder: Path, source: Path | None) -> None:
         dist, version = name.split("-")[:2]
         cached = (source or WHEEL_CACHE) / name
         if not cached.is_file():
+            python, platform = wheel_target(name)
             if source is not None:
                 raise SystemExit(f"{name} is not in {source}")
             command = [
                 sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps",
-                "--only-binary=:all:", "--python-version", "3.11", "--platform", wheel_platform(name),
+                "--only-binary=:all:", "--python-version", python, "--platform", platform,
                 "--dest", str(WHEEL_CACHE), f"{dist}=={version}",
             ]
             subprocess.run(command, check=True)

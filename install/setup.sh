@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Set up rotobridge from this checkout: the bridge venv (.venv, pinned torch + sam2 +
 # OpenImageIO + OpenColorIO), a host-side venv (.venv-host: stdlib + pyzmq + numpy only,
-# standing in for a host's own Python) and Blender's (.venv-blender: bpy 4.5, which builds
-# and tests the Blender extension). Safe to rerun; it only adds what is missing.
+# standing in for a host's own Python) and Blender's (.venv-blender: bpy 4.5 LTS on Python
+# 3.11; .venv-blender5: bpy 5.2 LTS on Python 3.13), which build and test the Blender
+# extension. Safe to rerun; it only adds what is missing.
 #   PYTHON=python3.11  interpreter to build the venvs from (default: python3.11, else python3)
+#   PYTHON313=python3.13  interpreter for .venv-blender5 (default: python3.13, or pyenv's 3.13)
 #   ROTOBRIDGE_SKIP_HOST=1  skip the host venv (a render-only farm node)
-#   ROTOBRIDGE_SKIP_BLENDER=1  skip .venv-blender (Blender 4.5 as bpy, ~1 GB, Python 3.11 only)
+#   ROTOBRIDGE_SKIP_BLENDER=1  skip both Blender venvs (bpy, ~1 GB each)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -16,9 +18,19 @@ PY
 "$python" -c "import venv, ensurepip" 2>/dev/null || {
     echo "python venv support is missing: run 'apt-get install python3-venv' (Debian/Ubuntu)" >&2; exit 1; }
 
-make_venv() {  # make_venv DIR: a venv with a current pip
-    [ -x "$1/bin/python" ] || "$python" -m venv "$1"
+make_venv() {  # make_venv DIR [PYTHON]: a venv with a current pip
+    [ -x "$1/bin/python" ] || "${2:-$python}" -m venv "$1"
     "$1/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+}
+
+find_python313() {  # a working Python 3.13 (bpy 5.1+ supports no other), or nothing
+    local candidate
+    for candidate in "${PYTHON313:-}" python3.13 "$(pyenv root 2>/dev/null)"/versions/3.13*/bin/python3.13; do
+        if [ -n "$candidate" ] && "$candidate" -c 'import sys, venv; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null; then
+            command -v "$candidate"
+            return
+        fi
+    done
 }
 
 # The distributions the workspace root (pyproject.toml) names, in its order: plugin bridge.
@@ -55,8 +67,17 @@ if [ "${ROTOBRIDGE_SKIP_HOST:-0}" != 1 ]; then
     install_members .venv-host plugin
 fi
 if [ "${ROTOBRIDGE_SKIP_BLENDER:-0}" != 1 ]; then
-    echo "== Blender venv: .venv-blender (bpy 4.5)"
+    echo "== Blender venv: .venv-blender (bpy 4.5 LTS)"
     make_venv .venv-blender
     .venv-blender/bin/pip install -q --disable-pip-version-check -r install/requirements-blender.txt
+    echo "== Blender venv: .venv-blender5 (bpy 5.2 LTS)"
+    python313=$(find_python313)
+    if [ -z "$python313" ]; then
+        echo "Blender 5.2 as a Python module needs Python 3.13 with venv: 'apt-get install python3.13-venv'" \
+             "(Debian 13, Ubuntu 25.04+), or set PYTHON313; ROTOBRIDGE_SKIP_BLENDER=1 skips the Blender venvs" >&2
+        exit 1
+    fi
+    make_venv .venv-blender5 "$python313"
+    .venv-blender5/bin/pip install -q --disable-pip-version-check -r install/requirements-blender5.txt
 fi
 echo "== rotobridge is set up: .venv/bin/rotobridge --help"

@@ -1,10 +1,10 @@
-"""A clip's mattes in the compositor (Blender 4.5: `scene.use_nodes`, `scene.node_tree`).
+"""A clip's mattes in the compositor (its tree and output as `compat` finds them per version).
 
 Blender reads a matte file's channel `car.A` as the pass `car` of an unnamed layer, so the
 matte sequence loads as one multilayer image whose Image node has one output per object,
 named after it. Per clip this module keeps a Movie Clip node (the plate) and, per object,
 an Image node (`<clip> <object> matte`) and a Set Alpha node (plate with the matte as
-alpha); the active object's Set Alpha feeds the Composite and the Viewer (choosing another
+alpha); the active object's Set Alpha feeds the compositor's output and the Viewer (choosing another
 object in the list switches them). Nodes are found
 by name, so a rerun reloads the image and relinks instead of adding nodes.
 
@@ -21,6 +21,8 @@ from typing import Any, Sequence
 import bpy
 
 from rotobridge.coords import BlenderClip
+
+from . import compat
 
 PREFIX = "RotoBridge"
 _FRAME = re.compile(r"#+|@+|%0?(\d*)d|\$F(\d*)")
@@ -63,7 +65,7 @@ def show_mattes(
     active: str | None,
 ) -> None:
     """Load (or reload) the clip's mattes and wire them into the scene's compositor."""
-    tree = _tree(scene)
+    tree = compat.compositor(scene)
     first = space.plate_frame(clip.frame_start)
     image = matte_image(clip, frame_path(pattern, max(first, frames[0])))
     plate = _node(tree, node_name(clip, "plate"), "CompositorNodeMovieClip", (-600, 0))
@@ -76,7 +78,7 @@ def show_mattes(
         matte.frame_duration = max(frames[1] - first + 1, 1)
         matte.use_auto_refresh = True
         alpha = _node(tree, node_name(clip, name, "set alpha"), "CompositorNodeSetAlpha", (-300, -300 - 250 * row))
-        alpha.mode = "APPLY"
+        compat.apply_mask(alpha)
         tree.links.new(plate.outputs["Image"], alpha.inputs["Image"])
         if name in matte.outputs:
             tree.links.new(matte.outputs[name], alpha.inputs["Alpha"])
@@ -85,26 +87,15 @@ def show_mattes(
 
 
 def show_object(scene: bpy.types.Scene, clip: bpy.types.MovieClip, name: str | None) -> None:
-    """Feed the Composite and the Viewer from the object's Set Alpha, if it has one."""
-    tree = scene.node_tree if scene.use_nodes else None
+    """Feed the compositor's output and the Viewer from the object's Set Alpha, if it has one."""
+    tree = compat.compositor(scene, create=False)
     shown = tree.nodes.get(node_name(clip, name, "set alpha")) if tree is not None and name else None
     if shown is None:
         return
-    for kind, location in (("CompositorNodeComposite", (0, 0)), ("CompositorNodeViewer", (0, -200))):
-        out = next((n for n in tree.nodes if n.bl_idname == kind), None) or _node(tree, kind[len("CompositorNode"):], kind, location)
-        tree.links.new(shown.outputs["Image"], out.inputs["Image"])
-
-
-def _tree(scene: bpy.types.Scene) -> Any:
-    """The scene's compositor tree; when this turns the compositor on, the default Render
-    Layers node goes (the picture is the plate, and rendering the 3D scene is not wanted)."""
-    fresh = not scene.use_nodes and scene.node_tree is None
-    scene.use_nodes = True
-    tree = scene.node_tree
-    if fresh:
-        for node in [n for n in tree.nodes if n.bl_idname in {"CompositorNodeRLayers", "NodeReroute"}]:
-            tree.nodes.remove(node)
-    return tree
+    viewer = next((n for n in tree.nodes if n.bl_idname == "CompositorNodeViewer"), None)
+    viewer = viewer or _node(tree, "Viewer", "CompositorNodeViewer", (0, -200))
+    for target in (compat.output_input(tree), viewer.inputs["Image"]):
+        tree.links.new(shown.outputs["Image"], target)
 
 
 def _node(tree: Any, name: str, kind: str, location: tuple[int, int]) -> Any:

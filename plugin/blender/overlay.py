@@ -9,11 +9,13 @@ clip's display aspect (`view_aspect`).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import bpy
 import numpy as np
 
+from rotobridge import recipe
+from rotobridge.coords import BlenderClip
 from rotobridge.protocol import Preview
 from rotobridge.prompts import Colour
 
@@ -21,6 +23,9 @@ from . import adapter
 
 OPACITY = 0.5
 POINT_SIZE = 9.0
+#: A rectangle's corners (counter-clockwise from bottom-left) as two triangles, and as its four edges.
+QUAD = ((0, 1, 2), (0, 2, 3))
+OUTLINE = ((0, 1), (1, 2), (2, 3), (3, 0))
 _cache: dict[str, Any] = {}
 _handle: Any = None
 
@@ -59,10 +64,7 @@ def _texture(preview: Preview, colours: Mapping[int, Colour]) -> Any:
 
 
 def draw() -> None:
-    """SpaceClipEditor draw handler (POST_PIXEL)."""
-    import gpu
-    from gpu_extras.batch import batch_for_shader
-
+    """SpaceClipEditor draw handler (POST_PIXEL): the clip's host's preview and clicks, in region pixels."""
     context = bpy.context
     space, region = context.space_data, context.region
     clip = getattr(space, "clip", None)
@@ -75,41 +77,51 @@ def draw() -> None:
     except Exception:  # a clip Blender cannot read: nothing to draw
         return
     ax, ay = view_aspect(tuple(clip.display_aspect))
-    to_region = lambda x, y: region.view2d.view_to_region(x * ax, y * ay, clip=False)  # noqa: E731
-    objects = host.controller.prompts.objects
+    to_region = lambda x, y: tuple(region.view2d.view_to_region(x * ax, y * ay, clip=False))  # noqa: E731
+    preview = host.preview if host.preview is not None and host.preview.frame == frame else None
+    paint(to_region, shape, frame, host.controller.prompts.objects, preview)
+
+
+def paint(
+    to_region: Callable[[float, float], tuple[float, float]],
+    shape: BlenderClip,
+    frame: int,
+    objects: Sequence[recipe.Object],
+    preview: Preview | None,
+) -> None:
+    """Draw into the bound framebuffer: `preview` over the clip, then each object's points and box on `frame`.
+
+    `to_region` maps clip pixels (bottom-left origin) to the framebuffer's pixels.
+    """
+    import gpu
+    from gpu_extras.batch import batch_for_shader
+
     colours = {o.id: o.colour or adapter.PALETTE[0] for o in objects}
     gpu.state.blend_set("ALPHA_PREMULT")
-    preview = host.preview
-    if preview is not None and preview.frame == frame:
+    if preview is not None:
         (x0, y0), (x1, y1) = to_region(0, 0), to_region(shape.width, shape.height)
         shader = gpu.shader.from_builtin("IMAGE")
-        batch = batch_for_shader(
-            shader, "TRI_FAN", {"pos": ((x0, y0), (x1, y0), (x1, y1), (x0, y1)), "texCoord": ((0, 0), (1, 0), (1, 1), (0, 1))}
-        )
+        quad = {"pos": ((x0, y0), (x1, y0), (x1, y1), (x0, y1)), "texCoord": ((0, 0), (1, 0), (1, 1), (0, 1))}
+        batch = batch_for_shader(shader, "TRIS", quad, indices=QUAD)
         shader.uniform_sampler("image", _texture(preview, colours))
         batch.draw(shader)
-    shader = gpu.shader.from_builtin("UNIFORM_COLOR")
+    points, lines = gpu.shader.from_builtin("POINT_UNIFORM_COLOR"), gpu.shader.from_builtin("UNIFORM_COLOR")
     gpu.state.point_size_set(POINT_SIZE)
     for obj in objects:
         prompt = next((p for p in obj.prompts if p.frame == frame), None)
         if prompt is None:
             continue
         for positive in (1, 0):
-            spots = [to_region(*_clip_xy(shape, p)) for p, label in zip(prompt.points, prompt.labels) if label == positive]
+            spots = [to_region(*shape.plate_to_pixel(*p)) for p, label in zip(prompt.points, prompt.labels) if label == positive]
             if spots:
-                shader.uniform_float("color", (*colours[obj.id], 1.0) if positive else (0.0, 0.0, 0.0, 1.0))
-                batch_for_shader(shader, "POINTS", {"pos": spots}).draw(shader)
+                points.uniform_float("color", (*colours[obj.id], 1.0) if positive else (0.0, 0.0, 0.0, 1.0))
+                batch_for_shader(points, "POINTS", {"pos": spots}).draw(points)
         if prompt.box is not None:
             left, top, right, bottom = prompt.box
-            corners = [to_region(*_clip_xy(shape, c)) for c in ((left, top), (right, top), (right, bottom), (left, bottom))]
-            shader.uniform_float("color", (*colours[obj.id], 1.0))
-            batch_for_shader(shader, "LINE_LOOP", {"pos": corners}).draw(shader)
+            corners = [to_region(*shape.plate_to_pixel(*c)) for c in ((left, top), (right, top), (right, bottom), (left, bottom))]
+            lines.uniform_float("color", (*colours[obj.id], 1.0))
+            batch_for_shader(lines, "LINES", {"pos": corners}, indices=OUTLINE).draw(lines)
     gpu.state.blend_set("NONE")
-
-
-def _clip_xy(shape: Any, plate: tuple[float, float]) -> tuple[float, float]:
-    u, v = shape.from_plate(*plate)
-    return (u * shape.width, v * shape.height)
 
 
 def register() -> None:

@@ -62,6 +62,7 @@ assert [Path(p) for p in rotobridge.__path__] == [SITE / "rotobridge"], list(rot
 
 adapter: Any = importlib.import_module(f"{MODULE}.adapter")
 comp: Any = importlib.import_module(f"{MODULE}.comp")
+compat: Any = importlib.import_module(f"{MODULE}.compat")
 overlay: Any = importlib.import_module(f"{MODULE}.overlay")
 
 

@@ -18,7 +18,7 @@ import pytest
 from rotobridge import recipe
 
 from ..host.fake_client import FakeClients
-from .conftest import adapter, load_clip, new_file, pump, write_plate
+from .conftest import adapter, compat, load_clip, new_file, pump, write_plate
 
 CLIPS = [  # (width, height, first plate frame, clip.frame_start, clip.frame_offset)
     (97, 41, 1, 1, 0),
@@ -90,12 +90,11 @@ def test_blender_shows_the_plate_frame_the_adapter_computes(
     """The plate's blue channel is (frame % 8) / 8: the composite of a Movie Clip node says which file it read."""
     clip = _clip(tmp_path, width, height, first, frame_start, offset)
     scene = bpy.context.scene
-    scene.use_nodes = True
-    tree = scene.node_tree
+    tree = compat.compositor(scene)
     tree.nodes.clear()
     node = tree.nodes.new("CompositorNodeMovieClip")
     node.clip = clip
-    tree.links.new(node.outputs["Image"], tree.nodes.new("CompositorNodeComposite").inputs["Image"])
+    tree.links.new(node.outputs["Image"], compat.output_input(tree))
     scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = width, height, 100
     scene.render.image_settings.file_format, scene.render.image_settings.color_depth = "OPEN_EXR", "32"
     space = adapter.host_for(clip).space()

@@ -41,8 +41,12 @@ def test_the_zip_holds_the_extension_the_core_and_the_wheels() -> None:
     assert not [n for n in names if n.startswith(("rotobridge/", "_vendor/"))]
     assert {w.lstrip("./") for w in MANIFEST["wheels"]} <= names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
-    assert (MANIFEST["blender_version_min"], MANIFEST["blender_version_max"]) == ("4.5.0", "5.0.0")
-    assert any("manylinux" in w and "x86_64" in w for w in MANIFEST["wheels"])
+    assert (MANIFEST["blender_version_min"], MANIFEST["blender_version_max"]) == ("4.5.0", "6.0.0")
+    pyzmq = [w for w in MANIFEST["wheels"] if "/pyzmq-" in w]
+    for python in ("cp311", "cp313"):  # Blender 4.5/5.0, and 5.1+: every platform for each
+        assert {p for p in ("manylinux_2_28_x86_64", "aarch64", "macosx", "win_amd64") if any(python in w and p in w for w in pyzmq)} == {
+            "manylinux_2_28_x86_64", "aarch64", "macosx", "win_amd64"
+        }, python
     assert set(MANIFEST["permissions"]) == {"network", "files"}
 
 
@@ -67,7 +71,7 @@ def test_a_manifest_that_names_another_core_wheel_stops_the_build() -> None:
     assert spec is not None and spec.loader is not None
     build: Any = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build)
-    pyzmq, core = "./wheels/pyzmq-27.3.0-cp311-cp311-win_amd64.whl", "./wheels/rotobridge-0.1.0-py3-none-any.whl"
+    pyzmq, core = "./wheels/pyzmq-26.4.0-cp311-cp311-win_amd64.whl", "./wheels/rotobridge-0.1.0-py3-none-any.whl"
     assert build.core_dist() == "rotobridge"
     assert build.core_entry([pyzmq, core], "rotobridge") == core
     build.check_core_wheel("rotobridge-0.1.0-py3-none-any.whl", core)
@@ -86,7 +90,7 @@ def test_pyzmq_is_the_bundled_wheel() -> None:
     import zmq
 
     site = USER / "extensions" / ".local" / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
-    assert Path(zmq.__file__).is_relative_to(site) and zmq.pyzmq_version() == "27.3.0"
+    assert Path(zmq.__file__).is_relative_to(site) and zmq.pyzmq_version() == "26.4.0"
     assert zmq.has("curve")
 
 

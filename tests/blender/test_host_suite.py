@@ -23,7 +23,7 @@ from rotobridge.keys import Keys
 
 from ..host.fake_client import FakeClients
 from ..host.host_suite import FRAMES, MATTES, PLATE, PLATE_PATH
-from .conftest import MAIN_THREAD, adapter, comp, load_clip, new_file, prefs, pump, write_plate
+from .conftest import MAIN_THREAD, adapter, comp, compat, load_clip, new_file, prefs, pump, write_plate
 
 from ..host.host_suite import *  # noqa: E402,F401,F403  (the shared suite runs against this adapter)
 
@@ -108,7 +108,8 @@ class BlenderHarness:
         return list(self.log["progress"])
 
     def mattes_shown(self) -> tuple[str, int, int] | None:
-        node = bpy.context.scene.node_tree and bpy.context.scene.node_tree.nodes.get(comp.node_name(self.clip, "car", "matte"))
+        tree = compat.compositor(bpy.context.scene, create=False)
+        node = tree and tree.nodes.get(comp.node_name(self.clip, "car", "matte"))
         if node is None or node.image is None:
             return None
         pattern = re.sub(r"\d+(?=\.exr$)", lambda m: "#" * len(m.group(0)), node.image.filepath)

@@ -20,7 +20,7 @@ import bpy
 import numpy as np
 import pytest
 
-from .conftest import ROOT, adapter, comp, load_clip, new_file, overlay, prefs, pump, write_plate
+from .conftest import ROOT, adapter, comp, compat, load_clip, new_file, overlay, prefs, pump, write_plate
 
 BRIDGE_VENV = ROOT / ".venv"
 FRAMES = (1001, 1016)
@@ -156,14 +156,13 @@ def test_click_preview_track_and_comp_in_real_blender(shot: dict[str, Any], tmp_
     assert [m.name for m in mattes] == [f"sh010.{f}.exr" for f in range(FRAMES[0], FRAMES[1] + 1)]
 
     scene = bpy.context.scene
-    tree = scene.node_tree
+    tree = compat.compositor(scene, create=False)
     image = bpy.data.images[comp.node_name(clip, "mattes")]
     assert (image.source, image.colorspace_settings.name, image.type) == ("SEQUENCE", "Non-Color", "MULTILAYER")
     car, person = (tree.nodes[comp.node_name(clip, name, "matte")] for name in ("car", "person"))
     assert [o.name for o in car.outputs] == ["car", "person"]  # channels car.A, person.A: one pass per object
     assert (car.frame_start, car.frame_offset, car.frame_duration) == (1, 1000, 16)
-    composite = next(n for n in tree.nodes if n.bl_idname == "CompositorNodeComposite")
-    assert composite.inputs["Image"].links[0].from_node.name == comp.node_name(clip, "person", "set alpha")
+    assert compat.output_input(tree).links[0].from_node.name == comp.node_name(clip, "person", "set alpha")
     assert not [n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers"]
 
     scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = *SIZE, 100

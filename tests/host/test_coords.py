@@ -183,6 +183,7 @@ def test_blender_clip_pixels_are_exact_for_stored_floats(size: tuple[int, int]) 
     for x, y in samples:
         px, py = clip.pixel_to_plate(x, y)
         assert px == x and height - py == y
+        assert clip.plate_to_pixel(px, py) == (x, y)  # where the overlay draws the click
 
 
 def test_why_clip_pixels_do_not_go_through_normalised_positions() -> None:

@@ -131,6 +131,10 @@ class BlenderClip:
         _check_inside(*plate, self.width, self.height, f"clip pixel ({x:g}, {y:g})")
         return plate
 
+    def plate_to_pixel(self, x: float, y: float) -> Point:
+        """Plate pixels as clip pixels (origin bottom-left): where the overlay draws a click."""
+        return (x, self.height - y)
+
     def plate_frame(self, scene_frame: int) -> int:
         return self.first_frame + scene_frame - self.frame_start + self.frame_offset
 
