@@ -15,6 +15,7 @@ over ZeroMQ in test_client.py.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import queue
 import threading
@@ -36,6 +37,16 @@ from rotobridge.keys import Keys
 from rotobridge.protocol import Message, Preview
 
 T = TypeVar("T")
+
+
+def _answered(method: Callable[..., T]) -> Callable[..., Pending[T]]:
+    """A request method of the double: its body runs on the client's worker, its value or error answers a Pending."""
+
+    @functools.wraps(method)
+    def request(self: FakeClient, *args: Any, **kwargs: Any) -> Pending[T]:
+        return self._answer(lambda: method(self, *args, **kwargs))
+
+    return request
 
 MODEL = {"name": "sam2.1-hiera-tiny"}
 #: Previews are tiny: the controller and hosts never look inside the planes' pixels.
@@ -140,67 +151,6 @@ class FakeClient:
         on_state = self.on_state
         self.dispatch(lambda: on_state("lost", "no heartbeat"))
 
-    # --- the Client API ------------------------------------------------------------
-
-    def hello(self) -> Pending[dict[str, Any]]:
-        return self._answer(self._hello)
-
-    def open(
-        self,
-        plate: dict[str, Any],
-        output: dict[str, Any],
-        colour: dict[str, Any] | None = None,
-        model: dict[str, Any] | None = None,
-    ) -> Pending[dict[str, Any]]:
-        return self._answer(lambda: self._open(plate, output, colour, model))
-
-    def attach(self, session: str) -> Pending[dict[str, Any]]:
-        return self._answer(lambda: self._attach(session))
-
-    def prompt(
-        self,
-        session: str,
-        obj: dict[str, Any],
-        frame: int,
-        points: Sequence[Sequence[float]] = (),
-        labels: Sequence[int] = (),
-        box: Sequence[float] | None = None,
-    ) -> Pending[Preview]:
-        return self._answer(lambda: self._prompt(session, obj, frame, points, labels, box))
-
-    def clear(self, session: str, object_id: int, frame: int) -> Pending[None]:
-        return self._answer(lambda: self._clear(session, object_id, frame))
-
-    def remove(self, session: str, object_id: int) -> Pending[None]:
-        return self._answer(lambda: self._remove(session, object_id))
-
-    def preview(self, session: str, frame: int) -> Pending[Preview]:
-        return self._answer(lambda: self._preview_of(session, frame))
-
-    def propagate(
-        self,
-        session: str,
-        start: int,
-        end: int,
-        direction: str = "both",
-        overwrite: bool = False,
-        on_event: Callable[[Message], None] | None = None,
-        on_done: Callable[[Message], None] | None = None,
-    ) -> Pending[str]:
-        return self._answer(lambda: self._propagate(session, start, end, direction, overwrite, on_event, on_done))
-
-    def cancel(self, session: str) -> Pending[bool]:
-        return self._answer(lambda: self._cancel(session))
-
-    def export(self, session: str) -> Pending[dict[str, Any]]:
-        return self._answer(lambda: self._export(session))
-
-    def close_session(self, session: str) -> Pending[None]:
-        return self._answer(lambda: self._close_session(session))
-
-    def status(self) -> Pending[dict[str, Any]]:
-        return self._answer(self._status)
-
     def post(self, fn: Callable[[], None]) -> None:
         """What the real connection does with callbacks: hand them to dispatch."""
         self.dispatch(fn)
@@ -224,13 +174,15 @@ class FakeClient:
         while True:
             self._work.get()()
 
-    # --- what the fake bridge does ---------------------------------------------------
+    # --- the Client API: each answered on the worker, as a Pending -------------------
 
-    def _hello(self) -> dict[str, Any]:
+    @_answered
+    def hello(self) -> dict[str, Any]:
         self._record("hello")
         return {"protocol": [1, 0], "bridge_version": "fake", "model": MODEL["name"], "untrained": False, "device": "cpu", "heartbeat_ms": 1000}
 
-    def _open(
+    @_answered
+    def open(
         self,
         plate: dict[str, Any],
         output: dict[str, Any],
@@ -244,12 +196,14 @@ class FakeClient:
         self.sessions[session] = {"plate": plate, "output": output, "colour": colour}
         return self._summary(session)
 
-    def _attach(self, session: str) -> dict[str, Any]:
+    @_answered
+    def attach(self, session: str) -> dict[str, Any]:
         self._record("attach", session=session)
         self._session(session)
         return self._summary(session)
 
-    def _prompt(
+    @_answered
+    def prompt(
         self,
         session: str,
         obj: dict[str, Any],
@@ -266,23 +220,27 @@ class FakeClient:
         self.prompts[(session, obj["id"], frame)] = {"object": obj, **data, "box": box}
         return self._preview(session, frame)
 
-    def _clear(self, session: str, object_id: int, frame: int) -> None:
+    @_answered
+    def clear(self, session: str, object_id: int, frame: int) -> None:
         self._record("clear", session=session, object_id=object_id, frame=frame)
         self._session(session)
         self.prompts.pop((session, object_id, frame), None)
 
-    def _remove(self, session: str, object_id: int) -> None:
+    @_answered
+    def remove(self, session: str, object_id: int) -> None:
         self._record("remove", session=session, object_id=object_id)
         self._session(session)
         for key in [k for k in self.prompts if k[:2] == (session, object_id)]:
             del self.prompts[key]
 
-    def _preview_of(self, session: str, frame: int) -> Preview:
+    @_answered
+    def preview(self, session: str, frame: int) -> Preview:
         self._record("preview", session=session, frame=frame)
         self._session(session)
         return self._preview(session, frame)
 
-    def _propagate(
+    @_answered
+    def propagate(
         self,
         session: str,
         start: int,
@@ -303,7 +261,8 @@ class FakeClient:
         self.job = _Job(f"job-{next(self._job_ids)}", session, frames, on_event)
         return self.job.id
 
-    def _cancel(self, session: str) -> bool:
+    @_answered
+    def cancel(self, session: str) -> bool:
         self._record("cancel", session=session)
         self._session(session)
         if self.job is None:
@@ -311,17 +270,20 @@ class FakeClient:
         self.finish("cancelled")
         return True
 
-    def _export(self, session: str) -> dict[str, Any]:
+    @_answered
+    def export(self, session: str) -> dict[str, Any]:
         self._record("export", session=session)
         info = self._session(session)
         return {"rotobridge_recipe": 1, "plate": info["plate"], "model": MODEL, "output": info["output"], "objects": []}
 
-    def _close_session(self, session: str) -> None:
+    @_answered
+    def close_session(self, session: str) -> None:
         self._record("close", session=session)
         self._session(session)
         del self.sessions[session]
 
-    def _status(self) -> dict[str, Any]:
+    @_answered
+    def status(self) -> dict[str, Any]:
         self._record("status")
         return {"sessions": len(self.sessions), "queue": 0, "device": "cpu", "memory": {}}
 
