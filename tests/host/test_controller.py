@@ -182,6 +182,45 @@ def test_edits_reach_the_session_and_the_host_storage(
     assert host.errors == []
 
 
+def test_a_drag_sends_the_first_and_then_only_the_latest_prompt() -> None:
+    """While the bridge answers one prompt for an object's frame, newer edits of it wait and
+    merge: a drag of twenty steps costs two requests, not twenty (issue 13)."""
+    ctl, host, fake = opened()
+    ctl.add_object("car")
+    ctl.click(1, 1003, 412.0, 220.5)
+    ctl.set_box(1, 1005, (1.0, 2.0, 30.0, 40.0))  # another frame: its own request
+    host.pump(lambda: len(host.previews) == 2)
+    for step in range(1, 21):
+        ctl.move_point(1, 1003, 0, 400.0 + step, 200.0)
+    assert host.stored == ctl.prompts.dumps()  # the model and the host's copy follow every step
+    host.pump(lambda: fake.last.called("prompt")[-1].args["points"] == [(420.0, 200.0)] and len(host.previews) == 3)
+    time.sleep(0.05)
+    host.queue.drain()
+    sent = [(c.args["frame"], c.args["points"]) for c in fake.last.called("prompt")]
+    assert sent == [(1003, [(412.0, 220.5)]), (1005, []), (1003, [(401.0, 200.0)]), (1003, [(420.0, 200.0)])]
+    assert [p.frame for _, p in host.previews] == [1003, 1005, 1003] and host.errors == []
+
+
+def test_edits_after_a_removal_or_a_lost_session_are_not_stuck_behind_an_old_request() -> None:
+    ctl, host, fake = opened()
+    ctl.add_object("car")
+    ctl.click(1, 1003, 412.0, 220.5)
+    ctl.move_point(1, 1003, 0, 1.0, 1.0)  # waits for the click's answer...
+    ctl.remove_object(1)  # ...and is dropped with the object
+    host.pump(lambda: bool(fake.last.called("remove")))
+    time.sleep(0.05)
+    host.queue.drain()
+    assert [c.name for c in fake.last.calls][2:] == ["prompt", "remove"] and host.errors == []
+    ctl.add_object("truck")
+    ctl.click(2, 1004, 5.0, 5.0)
+    assert fake.last.on_session_lost is not None
+    fake.last.on_session_lost("s-1")  # its answer is dropped with the session...
+    ctl.open_shot()
+    host.pump(lambda: ctl.state == SESSION_OPEN)
+    ctl.move_point(2, 1004, 0, 6.0, 6.0)  # ...and the new session's edits go out at once
+    host.pump(lambda: fake.last.called("prompt")[-1].args["points"] == [(6.0, 6.0)])
+
+
 def test_adding_an_object_is_local_until_its_first_click() -> None:
     ctl, host, fake = opened()
     ctl.add_object("car")

@@ -71,6 +71,10 @@ class Controller:
         self._shot: Shot | None = None
         self._model: recipe.Model | None = None  # what the session's bridge serves
         self._job: _Job | None = None
+        #: prompt requests on their way, by (session, object, frame), and those with newer
+        #: edits waiting for the answer (True: show the preview of the latest)
+        self._sending: set[tuple[str, int, int]] = set()
+        self._waiting: dict[tuple[str, int, int], bool] = {}
         self._ran = False  # this session wrote mattes: reruns overwrite them
         self._direction = "both"
         self._state = DISCONNECTED
@@ -193,6 +197,8 @@ class Controller:
 
     def _forget_session(self) -> None:
         self.session, self.frames, self._job, self._ran, self._model = None, None, None, False, None
+        self._sending.clear()
+        self._waiting.clear()
 
     # --- prompts -------------------------------------------------------------------
 
@@ -250,15 +256,46 @@ class Controller:
         return (result,)
 
     def _send(self, object_id: int, frame: int, show: bool = True) -> None:
-        """Bring the session's prompts of one object on one frame in line with the model."""
-        obj, prompt = self.prompts.object(object_id), self.prompts.prompt(object_id, frame)
-        if prompt is None:
-            self._call(lambda c, s: c.clear(s, object_id, frame))
+        """Bring the session's prompts of one object on one frame in line with the model.
+
+        One request per object and frame at a time: edits made while it is on its way (a
+        drag changes a point many times a second) wait, and the latest state goes out once
+        it is answered, so the bridge never works through stale positions.
+        """
+        session = self.session
+        if session is None or self._conn is None:
+            return  # the model catches up when a session opens
+        key = (session, object_id, frame)
+        if key in self._sending:
+            self._waiting[key] = self._waiting.get(key, False) or show  # sent once the request is answered
             return
-        self._call(
-            lambda c, s: c.prompt(s, wire_object(obj), frame, prompt.points, prompt.labels, prompt.box),
-            self._show if show else None,
-        )
+        if object_id not in {o.id for o in self.prompts.objects}:
+            return  # removed meanwhile: `remove` told the bridge
+        obj, prompt = self.prompts.object(object_id), self.prompts.prompt(object_id, frame)
+        self._sending.add(key)
+
+        def answered(preview: Preview | None = None) -> None:
+            self._sending.discard(key)
+            again = self._waiting.pop(key, None)
+            if again is not None:
+                self._send(object_id, frame, again)  # newer edits waited: the latest goes now
+            elif preview is not None and show:
+                self._show(preview)
+
+        def failed(exc: RotobridgeError) -> None:
+            self._sending.discard(key)
+            self._waiting.pop(key, None)
+            self.report(exc)
+
+        try:
+            if prompt is None:
+                pending: Pending[Any] = self._conn.client.clear(session, object_id, frame)
+            else:
+                pending = self._conn.client.prompt(session, wire_object(obj), frame, prompt.points, prompt.labels, prompt.box)
+        except RotobridgeError as exc:
+            failed(exc)
+            return
+        self._run(pending, answered, failed)
 
     def _show(self, preview: Preview) -> None:
         self.host.show_preview(preview)
