@@ -63,6 +63,13 @@ BAD = [
     ("objects[1].name", "car", "objects[1].name", "used twice"),
     ("objects[0].name", "my.car", "objects[0].name", "layer name"),
     ("objects[0].name", "2cars", "objects[0].name", "layer name"),
+    # Nuke's built-in layers take no alpha channel: the matte would arrive empty (issue 13)
+    ("objects[0].name", "mask", "objects[0].name", "built into Nuke"),
+    ("objects[0].name", "depth", "objects[0].name", "built into Nuke"),
+    ("objects[0].name", "motion", "objects[0].name", "built into Nuke"),
+    ("objects[0].name", "forward", "objects[0].name", "built into Nuke"),
+    ("objects[0].name", "backward", "objects[0].name", "built into Nuke"),
+    ("objects[0].name", "rgba", "objects[0].name", "built into Nuke"),
     ("objects[0].prompts", [], "objects[0].prompts", "at least one"),
     ("objects[0].prompts[0].frame", ..., "objects[0].prompts[0].frame", "required"),
     ("objects[0].prompts[0].points", [[1, 2, 3]], "objects[0].prompts[0].points[0]", "[x, y]"),

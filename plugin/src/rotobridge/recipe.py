@@ -29,6 +29,13 @@ COMPRESSIONS = ("zip", "zips", "piz", "rle", "none")
 #: Object names become EXR layer names; Nuke splits channel names on dots and keeps
 #: letters, digits and underscores, so anything else would arrive renamed.
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+#: Layers built into Nuke, which take no new channels, so `<name>.alpha` would be dropped
+#: and the matte arrive empty (Foundry's Nuke guide, "Creating Channels and Layers" and
+#: "Renaming Channels": "You can't create new channels into layers that are built into Nuke").
+NUKE_LAYERS = frozenset({
+    "rgba", "rgb", "alpha", "depth", "motion", "forward", "backward", "deep", "disparity", "disparityL",
+    "disparityR", "mask", "rotopaint_mask", "mask_planartrack", "mask_splinewarp", "none", "all",
+})
 #: A matte path's frame number placeholder, just before `.exr`, as rotobridge.bridge.mattes
 #: (fileseq) reads it: `####`/`#` (Nuke: one digit each), `%04d`, `@@@@`, `$F4`.
 _PLACEHOLDER = re.compile(r"(#+|@+|%0?\d*d|\$F\d*)\.exr$", re.IGNORECASE)
@@ -257,6 +264,8 @@ def _object(data: Any, where: str, *, with_prompts: bool = True) -> Object:
             f.path("name"),
             f"{shown(name)} cannot be an EXR layer name: use a letter then letters, digits or '_' (at most 63)",
         )
+    if name in NUKE_LAYERS:
+        raise RecipeError(f.path("name"), f"{name!r} is a layer built into Nuke, which cannot hold the matte: choose another name")
     prompts: tuple[Prompt, ...] = ()
     if with_prompts:
         raw_prompts = f.get("prompts", bounded(MAX_FRAMES, "prompts"))
