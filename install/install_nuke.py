@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
-"""Install rotobridge into Nuke 15/16 from this checkout.
+"""Install rotobridge into Nuke 15, 16 or 17 from this checkout.
 
-    python3 install/install_nuke.py                 # add plugin/nuke to ~/.nuke/init.py (once)
-    python3 install/install_nuke.py --print         # change nothing; print the NUKE_PATH line instead
-    python3 install/install_nuke.py --vendor 3.10   # also put pyzmq for Nuke 15's Python in plugin/nuke/lib/py3.10
-    python3 install/install_nuke.py --vendor 3.11   # ... for Nuke 16 (Python 3.11)
+    python3 install/install_nuke.py                  # add plugin/nuke to ~/.nuke/init.py (once)
+    python3 install/install_nuke.py --print          # change nothing; print the NUKE_PATH line instead
+    python3 install/install_nuke.py --for-nuke 17    # also put pyzmq for Nuke 17's Python in plugin/nuke/lib/py3.11
+    python3 install/install_nuke.py --vendor 3.10    # ... or name Nuke's Python yourself
 
-Nuke's Python has no pyzmq. `--vendor` asks pip for the pyzmq wheel that fits Nuke's
-Python version on this platform (run it on the OS Nuke runs on); plugin/nuke puts that
-folder on sys.path in sessions of that version only. Farm nodes that only render scripts
-need neither pyzmq nor the bridge.
+Nuke's Python has no pyzmq. `--for-nuke` (or `--vendor`) asks pip for the pyzmq wheel that
+fits Nuke's Python version on this platform (run it on the OS Nuke runs on); plugin/nuke
+puts that folder on sys.path in sessions of that version only. Farm nodes that only render
+scripts need neither pyzmq nor the bridge.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 NUKE_FOLDER = ROOT / "plugin" / "nuke"
 MARK = "# rotobridge (added by install/install_nuke.py)"
+#: The Python each supported Nuke embeds (Foundry's third-party library lists: Nuke 15
+#: follows VFX Reference Platform 2023, Nuke 16 and 17 the 2024 and 2025 platforms, Python 3.11).
+NUKE_PYTHON = {"15": "3.10", "16": "3.11", "17": "3.11"}
 
 
 def plugin_line() -> str:
@@ -55,9 +58,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nuke-home", type=Path, default=Path.home() / ".nuke", help="Nuke's user folder (~/.nuke)")
     parser.add_argument("--print", action="store_true", help="change nothing: print the NUKE_PATH line (and pip command)")
-    parser.add_argument("--vendor", metavar="X.Y", choices=("3.10", "3.11"), help="Nuke's Python: 3.10 (Nuke 15) or 3.11 (Nuke 16)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--for-nuke", metavar="MAJOR", choices=sorted(NUKE_PYTHON), help="vendor pyzmq for this Nuke (15, 16, 17)")
+    which.add_argument(
+        "--vendor", metavar="X.Y", choices=sorted(set(NUKE_PYTHON.values())),
+        help="vendor pyzmq for this Python: 3.10 (Nuke 15), 3.11 (Nuke 16, 17)",
+    )
     args = parser.parse_args(argv)
-    command = vendor_command(args.vendor) if args.vendor else None
+    python = NUKE_PYTHON[args.for_nuke] if args.for_nuke else args.vendor
+    command = vendor_command(python) if python else None
     if args.print:
         print(f"export NUKE_PATH={NUKE_FOLDER}${{NUKE_PATH:+:$NUKE_PATH}}")
         if command:

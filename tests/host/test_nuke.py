@@ -419,3 +419,12 @@ def test_installer_prints_the_nuke_path_and_the_vendoring_command(tmp_path: Path
         f"{sys.executable} -m pip install --upgrade --target {NUKE_FOLDER / 'lib' / 'py3.10'} "
         f"--python-version 3.10 --only-binary=:all: {pin}"
     )
+
+
+@pytest.mark.parametrize(("nuke_major", "python"), [("15", "3.10"), ("16", "3.11"), ("17", "3.11")])
+def test_installer_vendors_pyzmq_for_the_python_of_each_nuke(tmp_path: Path, nuke_major: str, python: str) -> None:
+    """Nuke 15 runs Python 3.10; Nuke 16 and 17 run 3.11 (Foundry's third-party library lists)."""
+    printed = install(tmp_path, "--print", "--for-nuke", nuke_major)
+    assert printed.returncode == 0, printed.stderr
+    command = printed.stdout.splitlines()[-1]
+    assert f"--python-version {python} " in command and f"--target {NUKE_FOLDER / 'lib' / f'py{python}'} " in command
