@@ -1,18 +1,24 @@
 """The Nuke layer (plugin/nuke) against the `nuke` test double (nuke_double.py).
 
 Runs the shared host suite through `NukeHarness`, then what only Nuke has: the node's
-inside, plate and colour discovery, proxy and overscan, knob mirroring, init.py and
-menu.py, and the installer. Subprocess checks run with `python -S` (no site packages, so
-no .pth puts plugin/ on the path) and with pyzmq and PySide blocked.
+inside, plate and colour discovery, proxy and overscan, knob mirroring, Nuke as artists
+run it (issue 13: one test per finding, against the double's strict rules; every test
+also fails if the plugin did what the double records as a violation, such as a modal
+dialog from a callback), init.py and menu.py, and the installer. Subprocess checks run
+with `python -S` (no site packages, so no .pth puts plugin/ on the path) and with pyzmq
+and PySide blocked.
 """
 
 from __future__ import annotations
 
+import importlib
+import json
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+import types
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -25,7 +31,7 @@ from rotobridge.prompts import PromptModel
 
 from . import nuke_double
 from .fake_client import FakeClients
-from .host_suite import FRAMES, MATTES, PLATE, PLATE_PATH
+from .host_suite import FRAMES, MATTES, PLATE, PLATE_PATH, _wait_for_points
 
 ROOT = Path(__file__).resolve().parents[2]
 NUKE_FOLDER = ROOT / "plugin" / "nuke"
@@ -46,23 +52,29 @@ class NukeHarness:
         self.node, self.fake = group, fake
         self.main_thread = threading.get_ident()
         self._previews: list[tuple[int, int]] = []
+        self._errors: list[str] = []
         adapter.CLIENT_FACTORY = fake
         adapter.listen(self._hear)
 
     @classmethod
     def new_scene(cls, script: Path) -> NukeHarness:
         nuke_double.double_reset()
+        fake = adapter.CLIENT_FACTORY = FakeClients(*PLATE, FRAMES)  # before the node exists: its knobs' changes make its host
         nuke.root()["name"].setValue(str(script))
         read = nuke.nodes.Read(file=PLATE_PATH, first=FRAMES[0], last=FRAMES[1], colorspace="ACEScg")
         read["format"].setValue(nuke.Format(*PLATE))
         nuke_double.double_select(read)
         group = node.create()
         group[node.OUTPUT].setValue(MATTES)
-        return cls(group, FakeClients(*PLATE, FRAMES))
+        return cls(group, fake)
 
     def _hear(self, name: str, event: str, payload: Any) -> None:
-        if event == "preview" and name == self.node.fullName():
+        if name != self.node.fullName():
+            return
+        if event == "preview":
             self._previews.append((threading.get_ident(), payload.frame))
+        elif event == "error":
+            self._errors.append(f"RotoBridge {self.node.name()}: {payload[0]}\n\n{payload[1]}")
 
     def press(self, button: str) -> None:
         nuke_double.double_press(self.node[button])
@@ -83,12 +95,14 @@ class NukeHarness:
         return PromptModel.loads(self.stored()).objects[-1].id
 
     def click(self, object_id: int, frame: int, x: float, y: float, positive: bool = True) -> None:
-        """Press '+ point' or '- point' on the frame, then drag the new knob's handle to (x, y)."""
-        self.node[node.OBJECT].setValue(PromptModel.loads(self.stored()).object(object_id).name)
-        nuke.frame(frame)
+        """Go to the frame, press '+ point' or '- point', then drag the new knob's handle to (x, y)."""
+        nuke_double.double_edit(self.node[node.OBJECT], PromptModel.loads(self.stored()).object(object_id).name)
+        nuke_double.double_set_frame(frame)
+        nuke_double.double_run_main_thread()
         before = set(self.node.knobs())
         self.press(node.ADD_POSITIVE if positive else node.ADD_NEGATIVE)
         (added,) = set(self.node.knobs()) - before
+        assert added in nuke_double.double_handles(self.node), "the new point's handle is not in the Viewer"
         nuke_double.double_edit(self.node[added], list(NukeSpace(*PLATE).from_plate(x, y)))
 
     def propagate(self, direction: str) -> None:
@@ -110,17 +124,24 @@ class NukeHarness:
                 time.sleep(0.002)
 
     def stored(self) -> str:
-        return str(self.node[node.PROMPTS].value())
+        """The prompt knob's text as saved (getText: never Tcl-evaluated)."""
+        return str(self.node[node.PROMPTS].getText())
 
     def reload(self) -> NukeHarness:
         script = str(nuke.root()["name"].value())
         nuke.scriptSaveAs(script)
+        fake = adapter.CLIENT_FACTORY = FakeClients(*PLATE, FRAMES)
         nuke.scriptOpen(script)
         adapter.unlisten(self._hear)
-        return NukeHarness(nuke.toNode(self.node.name()), FakeClients(*PLATE, FRAMES))
+        return NukeHarness(nuke.toNode(self.node.name()), fake)
 
     def errors(self) -> list[str]:
-        """The error dialogs (other messages, such as "Recipe written", are not errors)."""
+        """The errors the node showed the artist (its status knob and the panel; a dialog too
+        when a button caused them). Other messages, such as "Recipe written", are not errors."""
+        return list(self._errors)
+
+    def dialogs(self) -> list[str]:
+        """The modal error dialogs Nuke showed."""
         return [m for m in nuke_double.double_state("messages") if m.startswith(f"RotoBridge {self.node.name()}: ")]
 
     def previews(self) -> list[tuple[int, int]]:
@@ -138,11 +159,13 @@ class NukeHarness:
 
 
 @pytest.fixture
-def host(tmp_path: Path) -> Iterator[NukeHarness]:
+def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[NukeHarness]:
+    monkeypatch.delenv("OCIO", raising=False)  # set, it overrides the script's OCIO config
     harness = NukeHarness.new_scene(tmp_path / "sh010.nk")
     yield harness
     adapter.release_all()
     adapter._listeners.clear()
+    assert nuke_double.double_state("violations") == [], "the plugin did what Nuke does not allow"
 
 
 # --- the node ------------------------------------------------------------------------
@@ -309,6 +332,245 @@ def test_reopening_a_script_makes_a_new_host_and_drops_the_old_session(host: Nuk
     again = host.reload()
     again.connect()
     assert old.closed and again.fake.last is not old
+
+
+# --- Nuke as artists run it (issue 13): one test per finding, on the strict double -----
+
+
+def _status(host: NukeHarness) -> str:
+    return str(host.node[node.STATUS].value())
+
+
+def test_errors_from_callbacks_go_to_the_status_knob_and_only_buttons_open_dialogs(host: NukeHarness) -> None:
+    """1. A refused drag (knobChanged) and a bridge error (executeInMainThread) open no modal dialog."""
+    host.connect()
+    car = host.add_object("car")
+    host.click(car, 1001, 100.0, 100.0)
+    nuke_double.double_edit(host.node["rb_pt_1_1001_0"], [2100.0, 10.0])  # the double fails a dialog from here
+    assert "is outside the 2048x858 image" in _status(host) and "is outside the 2048x858 image" in host.errors()[-1]
+    host.fake.reachable = False
+    host.click(car, 1001, 200.0, 200.0)
+    host.pump(lambda: "Bridge unreachable" in _status(host))
+    assert host.dialogs() == []
+    host.node[node.OBJECT].setValue("")
+    host.press(node.REMOVE_OBJECT)  # a button: its own refusal is a dialog
+    assert "add an object first" in host.dialogs()[-1]
+    assert nuke_double.double_state("violations") == []
+
+
+def test_unreadable_stored_prompts_are_reported_in_the_status_when_the_node_is_first_used(host: NukeHarness) -> None:
+    adapter.release_all()
+    host.node[node.PROMPTS].setValue('{"rotobridge_prompts": 9}')
+    nuke_double.double_run_main_thread()  # the idle updateUI callback makes the node's host anew
+    assert "newer rotobridge" in _status(host) and host.dialogs() == []
+
+
+def test_only_the_current_frames_handles_show_in_the_viewer(host: NukeHarness) -> None:
+    """2. A handle of another frame would place a click on the wrong picture."""
+    host.connect()
+    car = host.add_object("car")
+    host.click(car, 1001, 10.0, 10.0)
+    host.click(car, 1005, 20.0, 20.0)
+    host.press(node.ADD_BOX)
+    assert nuke_double.double_handles(host.node) == {"rb_pt_1_1005_0", "rb_box_1_1005"}
+    nuke_double.double_set_frame(1001)
+    nuke_double.double_run_main_thread()
+    assert nuke_double.double_handles(host.node) == {"rb_pt_1_1001_0"}
+    nuke_double.double_set_frame(1003)
+    nuke_double.double_run_main_thread()
+    assert nuke_double.double_handles(host.node) == set()
+    again = host.reload()  # a reopened script shows the frame's handles only, too
+    nuke_double.double_run_main_thread()
+    assert nuke_double.double_handles(again.node) == set()
+    nuke_double.double_set_frame(1005)
+    nuke_double.double_run_main_thread()
+    assert nuke_double.double_handles(again.node) == {"rb_pt_1_1005_0", "rb_box_1_1005"}
+
+
+@pytest.mark.parametrize("name", ["mask", "depth", "motion", "forward", "backward", "rgba"])
+def test_object_names_nuke_keeps_for_its_own_layers_are_refused(host: NukeHarness, name: str) -> None:
+    """3. Nuke cannot put the matte into one of its built-in layers: it would arrive empty."""
+    host.connect()
+    nuke_double.double_answer(name)
+    host.press(node.ADD_OBJECT)
+    assert f"{name!r} is a layer built into Nuke" in host.errors()[-1] and host.dialogs()
+    assert PromptModel.loads(host.stored()).objects == ()
+    before = nuke_double.channels()
+    nuke.Layer(name, [f"{name}.alpha"])
+    assert nuke_double.channels() == before  # what the double enforces, as Nuke does
+
+
+def test_a_set_ocio_variable_wins_and_a_custom_config_path_is_evaluated(
+    host: NukeHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """4. Nuke itself uses $OCIO over the script's choice; the custom path may hold Tcl."""
+    monkeypatch.setenv("OCIO", "/studio/ocio/config.ocio")
+    host.connect()
+    monkeypatch.delenv("OCIO")
+    monkeypatch.setenv("RB_SHOW", "/show")
+    nuke.root()["OCIO_config"].setValue("custom")
+    nuke.root()["customOCIOConfigPath"].setValue("[getenv RB_SHOW]/ocio/config.ocio")
+    host.connect()
+    assert [f.called("open")[0].args["colour"] for f in host.fake.made] == [
+        {"config": "/studio/ocio/config.ocio"}, {"config": "/show/ocio/config.ocio"}
+    ]
+
+
+def test_prompts_are_plain_text_that_tcl_never_evaluates_and_old_scripts_still_load(host: NukeHarness) -> None:
+    """5. The prompts' JSON is full of [...], which Tcl would run as commands."""
+    assert not isinstance(host.node[node.PROMPTS], nuke.EvalString_Knob)
+    host.connect()
+    car = host.add_object("car")
+    host.click(car, 1001, 412.5, 220.25)
+    before = host.stored()
+    assert "[[412.5,220.25]]" in before
+    script = Path(str(nuke.root()["name"].value()))
+    nuke.scriptSaveAs(str(script))
+    saved = json.loads(script.read_text())
+    group = next(c for c in saved["children"] if c["class"] == "Group")
+    knob = next(k for k in group["knobs"] if k["name"] == node.PROMPTS)
+    knob["class"] = "Multiline_Eval_String_Knob"  # what nodes made by rotobridge 0.1 have
+    script.write_text(json.dumps(saved))
+    fake = adapter.CLIENT_FACTORY = FakeClients(*PLATE, FRAMES)
+    nuke.scriptOpen(str(script))
+    old = NukeHarness(nuke.toNode(host.node.name()), fake)
+    assert isinstance(old.node[node.PROMPTS], nuke.Multiline_Eval_String_Knob)
+    old.connect()
+    old.pump(lambda: bool(old.fake.last.called("prompt")))
+    assert old.fake.last.called("prompt")[0].args["points"] == [(412.5, 220.25)] and old.stored() == before
+    assert old.errors() == []
+
+
+def test_the_matte_read_covers_what_was_tracked_and_renders_black_where_no_matte_is(host: NukeHarness) -> None:
+    """6. A cancel or a narrower range must not make `nuke -x` renders of the script fail."""
+    read = nuke.toNode(f"{host.node.name()}.{node.MATTES}")
+    assert read is not None and read["on_error"].value() == "black"
+    host.connect()
+    car = host.add_object("car")
+    host.click(car, 1004, 10.0, 10.0)
+    host.node[node.FIRST].setValue(1004)
+    host.node[node.LAST].setValue(1007)
+    host.propagate(node.FORWARD)
+    host.pump(lambda: host.fake.last.job is not None)
+    host.fake.last.step(2)
+    host.pump(lambda: len(host.progress()) == 2)
+    host.request_cancel()
+    host.fake.last.step()
+    host.pump(lambda: host.mattes_shown() is not None)
+    assert host.mattes_shown() == (MATTES, 1004, 1007)
+    assert [read[k].value() for k in ("on_error", "before", "after")] == ["black", "black", "black"]
+    host.node[node.FIRST].setValue(1002)
+    host.node[node.LAST].setValue(1005)
+    host.propagate(node.BACKWARD)  # a rerun over part of it: the Read keeps what the first run wrote
+    host.pump(lambda: host.fake.last.job is not None)
+    host.fake.last.step(4)
+    host.fake.last.finish()
+    host.pump(lambda: host.fake.last.job is None and host.mattes_shown() == (MATTES, 1002, 1007))
+
+
+def test_proxy_mode_sends_the_full_size_plate_not_the_proxy_file(host: NukeHarness) -> None:
+    """7. In proxy mode nuke.filename answers with the Read's proxy file."""
+    read = host.node.input(0)
+    read["proxy"].setValue("/shots/sh010/plate_half/sh010_half.####.exr")
+    nuke.root()["proxy"].setValue(True)
+    assert nuke.filename(read) == "/shots/sh010/plate_half/sh010_half.%04d.exr"
+    host.connect()
+    assert host.fake.last.called("open")[0].args["plate"]["path"] == PLATE_PATH
+
+
+def test_plate_matte_and_key_paths_are_evaluated_and_made_absolute_as_a_read_does(
+    host: NukeHarness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """8. Tcl in a path is evaluated; a relative path is relative to the project directory."""
+    (tmp_path / "keys").mkdir()
+    server, _ = zmq.auth.create_certificates(str(tmp_path / "keys"), "server")
+    _, secret = zmq.auth.create_certificates(str(tmp_path / "keys"), "artist")
+    monkeypatch.setenv("RB_SHOT", "sh010")
+    nuke.root()["project_directory"].setValue("[python {nuke.script_directory()}]")
+    host.node.input(0)["file"].setValue("plate/[getenv RB_SHOT].%04d.exr")
+    host.node[node.OUTPUT].setValue("mattes/[getenv RB_SHOT]_sam.####.exr")
+    host.node[node.SERVER_KEY].setValue("keys/server.key")
+    host.node[node.CLIENT_KEY].setValue("[file dirname [value root.name]]/keys/artist.key_secret")
+    host.connect()
+    (opened,) = host.fake.last.called("open")
+    assert (opened.args["plate"]["path"], opened.args["output"]["path"]) == (
+        f"{tmp_path}/plate/sh010.####.exr", f"{tmp_path}/mattes/sh010_sam.####.exr"
+    )
+    assert host.fake.last.keys == Keys.from_files(server, secret)
+
+
+@pytest.mark.parametrize("how", ["session lost", "script closed", "Connect pressed"])
+def test_the_progress_bar_ends_whenever_tracking_does(host: NukeHarness, how: str) -> None:
+    """9. Not only a finished propagation ends Nuke's progress bar."""
+    host.connect()
+    car = host.add_object("car")
+    host.click(car, 1001, 10.0, 10.0)
+    host.propagate(node.FORWARD)
+    host.pump(lambda: host.fake.last.job is not None)
+    host.fake.last.step(2)
+    host.pump(lambda: len(host.progress()) == 2)
+    assert nuke_double.double_state("tasks")[-1].double_open
+    if how == "session lost":
+        assert host.fake.last.on_session_lost is not None
+        host.fake.last.on_session_lost("s-1")
+    elif how == "script closed":
+        adapter.release_all()
+    else:
+        host.press(node.CONNECT)
+    assert [t.double_open for t in nuke_double.double_state("tasks")] == [False]
+
+
+def test_a_drag_sends_only_its_latest_position(host: NukeHarness) -> None:
+    """10. Each knob change of a drag would otherwise queue a full prompt request."""
+    host.connect()
+    car = host.add_object("car")
+    host.click(car, 1001, 10.0, 10.0)
+    _wait_for_points(host, [(10.0, 10.0)])
+    host.pump(lambda: bool(host.previews()))  # answered: nothing on its way
+    sent = len(host.fake.last.called("prompt"))
+    for step in range(1, 21):  # one drag: Nuke changes the knob many times before its event loop idles
+        nuke_double.double_edit(host.node["rb_pt_1_1001_0"], list(NukeSpace(*PLATE).from_plate(10.0 + step, 10.0)))
+    _wait_for_points(host, [(30.0, 10.0)])
+    time.sleep(0.05)
+    host.pump(lambda: True)
+    assert [c.args["points"] for c in host.fake.last.called("prompt")][sent:] == [[(11.0, 10.0)], [(30.0, 10.0)]]
+    assert host.previews()[-1][1] == 1001
+
+
+def test_undo_never_separates_the_stored_prompts_from_the_session(host: NukeHarness) -> None:
+    """11. Ctrl+Z may undo the artist's knob changes, never the plugin's own bookkeeping."""
+    host.connect()
+    car = host.add_object("car")
+    host.click(car, 1001, 10.0, 10.0)
+    host.press(node.ADD_POSITIVE)  # a second point, then Ctrl+Z, then Ctrl+Z again (the drag)
+    controller = adapter.host_for(host.node).controller
+
+    def in_step() -> None:
+        assert host.stored() == controller.prompts.dumps()
+        model = {f"rb_pt_{o.id}_{p.frame}_{i}" for o in controller.prompts.objects for p in o.prompts for i in range(len(p.points))}
+        assert {k for k in host.node.knobs() if k.startswith("rb_pt_")} == model
+
+    for _ in range(3):
+        nuke_double.double_undo()
+        in_step()
+    assert PromptModel.loads(host.stored()).prompt(car, 1001) is not None
+
+
+@pytest.mark.parametrize(("major", "binding"), [(15, "PySide2"), (16, "PySide6"), (17, "PySide6")])
+def test_qt_is_the_binding_of_the_running_nuke(monkeypatch: pytest.MonkeyPatch, major: int, binding: str) -> None:
+    """12. A PySide6 on the path must not load into Nuke 15, whose Qt is 5."""
+    for name in ("PySide2", "PySide6"):
+        package = types.ModuleType(name)
+        for part in ("QtCore", "QtGui", "QtWidgets"):
+            module = types.ModuleType(f"{name}.{part}")
+            setattr(package, part, module)
+            monkeypatch.setitem(sys.modules, f"{name}.{part}", module)
+        monkeypatch.setitem(sys.modules, name, package)
+    monkeypatch.setattr(nuke_double, "NUKE_VERSION_MAJOR", major)
+    monkeypatch.delitem(sys.modules, "rotobridge_nuke.qt", raising=False)
+    qt = importlib.import_module("rotobridge_nuke.qt")
+    assert qt.QtCore is sys.modules[f"{binding}.QtCore"] and qt.QtWidgets is sys.modules[f"{binding}.QtWidgets"]
+    monkeypatch.delitem(sys.modules, "rotobridge_nuke.qt")
 
 
 # --- init.py, menu.py, the installer ------------------------------------------------

@@ -1,19 +1,28 @@
 """`rotobridge.controller.Host` for one RotoBridge node: what only Nuke knows.
 
 The plate comes from the Read on the node's input (its file pattern, frames, colourspace)
-and the project's OCIO settings; prompts live in the node's hidden knob and are mirrored
-as draggable XY/BBox knobs; results reach the main thread through
-`nuke.executeInMainThread`; progress shows as a `nuke.ProgressTask` whose cancel button
-cancels the tracking; errors become one `nuke.message` (stderr without a GUI). All
-decisions are the controller's; coordinates convert with `rotobridge.coords.NukeSpace`,
-paths with `rotobridge.paths.PathMap` (the node's `host path` and `bridge path`).
+and the project's OCIO settings ($OCIO first, as Nuke itself); file knobs are read as
+Nuke's Read reads them (Tcl evaluated, relative to the project directory, the full-size
+file even in proxy mode); prompts live in the node's hidden text knob (read raw: Tcl
+would run the JSON's [...]) and are mirrored as draggable XY/BBox knobs, the current
+frame's only; results reach the main thread through `nuke.executeInMainThread`; progress
+shows as a `nuke.ProgressTask` that ends with the tracking however it ends.
+
+What Nuke asks of a plugin: the plugin's own knob edits stay off the undo stack (Ctrl+Z
+must not separate the stored prompts from the session); errors go to the status knob and
+the panel, and a modal `nuke.message` opens only for a button the artist pressed, never
+from a knobChanged or executeInMainThread callback (stderr without a GUI). All decisions
+are the controller's; coordinates convert with `rotobridge.coords.NukeSpace`, paths with
+`rotobridge.paths.PathMap` (the node's `host path` and `bridge path`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import posixpath
 import re
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import nuke
 
@@ -22,6 +31,7 @@ from rotobridge.client import Client
 from rotobridge.controller import ClientFactory, Controller
 from rotobridge.coords import NukeSpace, nuke_proxy_scale
 from rotobridge.errors import HostError, PromptError, RotobridgeError
+from rotobridge.host import CANCELLING, PROPAGATING
 from rotobridge.paths import PathMap
 from rotobridge.protocol import DEFAULT_ADDRESS, Preview
 from rotobridge.recipe import Shot
@@ -44,13 +54,17 @@ class NukeHost:
         self.node = node
         self._task: nuke.ProgressTask | None = None
         self._syncing = False  # knob changes made while mirroring the model are not edits
+        self._dialogs = False  # a button action runs: the one time a modal dialog may open
+        self._frame: int | None = None  # the frame whose point and box handles show
+        self._tracked: tuple[int, int] | None = None  # the frames the running propagation writes
+        self._state = "disconnected"
         self.controller = Controller(self, client_factory=CLIENT_FACTORY)
 
     # --- Host --------------------------------------------------------------------
 
     def shot(self) -> Shot:
         read = self._plate()
-        path = nuke.filename(read)
+        path = _sequence(read["file"])  # the full-size file: nuke.filename() is the proxy file in proxy mode
         if not path:
             raise HostError(f"the Read '{read.name()}' on the plate input has no file")
         if _text(read, "frame").strip():
@@ -68,17 +82,22 @@ class NukeHost:
         return Shot(plate, output, colour, _size(read["format"]))
 
     def load_prompts(self) -> str:
-        return _text(self.node, n.PROMPTS)
+        return _raw(self.node[n.PROMPTS])
 
     def store_prompts(self, text: str) -> None:
-        self.node[n.PROMPTS].setValue(text)
+        with _no_undo():
+            self.node[n.PROMPTS].setValue(text)
         self._mirror()
 
     def dispatch(self, fn: Callable[[], None]) -> None:
         nuke.executeInMainThread(fn)
 
     def state_changed(self, state: str) -> None:
-        self.node[n.STATUS].setValue(state.replace("_", " "))
+        if state not in (PROPAGATING, CANCELLING):
+            self._end_progress()  # a lost session, a disconnect or a new connection ends tracking too
+        self._state = state.replace("_", " ")
+        with _no_undo():
+            self.node[n.STATUS].setValue(self._state)
         self._tell("state", state)
 
     def show_preview(self, preview: Preview) -> None:
@@ -94,37 +113,57 @@ class NukeHost:
             self.controller.cancel()
 
     def mattes_written(self, output: recipe.Output, status: str, written: int, total: int) -> None:
-        self._task = None  # Nuke ends a ProgressTask when it is deleted
-        frames = self.controller.frames
+        """Show the mattes: the Read covers every frame tracked, and renders black where none was written."""
+        self._end_progress()
+        tracked, self._tracked = self._tracked, None
         read = nuke.toNode(f"{self.node.fullName()}.{n.MATTES}")
-        if written and read is not None and frames is not None:
-            read["file"].setValue(self._paths().to_host(output.path))
-            read["first"].setValue(frames[0])
-            read["last"].setValue(frames[1])
+        if written and read is not None and tracked is not None:
+            path = self._paths().to_host(output.path)
+            first, last = tracked
+            if _raw(read["file"]) == path:  # earlier runs' mattes are still there
+                first, last = min(first, _int(read, "first")), max(last, _int(read, "last"))
+            with _no_undo():
+                read["file"].setValue(path)
+                read["first"].setValue(first)
+                read["last"].setValue(last)
+                _black_where_missing(read)
             reload = read["reload"]
             if isinstance(reload, nuke.Script_Knob):
                 reload.execute()
         self._tell("finished", (status, written, total))
 
     def on_error(self, title: str, message: str) -> None:
+        """The status knob and the panel show it; a dialog only answers a button the artist pressed."""
         text = f"RotoBridge {self.node.name()}: {title}\n\n{message}"
-        if nuke.env["gui"]:
-            nuke.message(text)
-        else:
+        if not nuke.env["gui"]:
             nuke.tprint(text)
+        elif self._dialogs:
+            nuke.message(text)
+        with _no_undo():
+            self.node[n.STATUS].setValue(f"{self._state}: {title}: {message}")
         self._tell("error", (title, message))
 
     # --- buttons -----------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def button(self) -> Iterator[None]:
+        """While a button's action runs, its errors may be dialogs (the artist is waiting for it)."""
+        self._dialogs = True
+        try:
+            yield
+        finally:
+            self._dialogs = False
+
     def connect(self) -> None:
-        found = keys.from_settings(_text(self.node, n.SERVER_KEY), _text(self.node, n.CLIENT_KEY))
+        found = keys.from_settings(_file(self.node, n.SERVER_KEY), _file(self.node, n.CLIENT_KEY))
         self.controller.connect(_text(self.node, n.BRIDGE) or DEFAULT_ADDRESS, found)
         self.controller.open_shot()
 
     def add_object(self) -> None:
         name = nuke.getInput("Name of the new object (it becomes the matte layer's name)", "")
         if name and self.controller.add_object(name.strip()) is not None:
-            self.node[n.OBJECT].setValue(name.strip())
+            with _no_undo():
+                self.node[n.OBJECT].setValue(name.strip())
 
     def remove_object(self) -> None:
         self.controller.remove_object(self._object())
@@ -145,6 +184,9 @@ class NukeHost:
     def propagate(self, direction: str) -> None:
         first, last = _int(self.node, n.FIRST), _int(self.node, n.LAST)
         overwrite = True if _flag(self.node, n.OVERWRITE) else None
+        frames = self.controller.frames
+        if frames is not None:
+            self._tracked = (first or frames[0], last or frames[1])
         self.controller.propagate(direction, first or None, last or None, overwrite)
 
     def export(self) -> None:
@@ -155,12 +197,19 @@ class NukeHost:
     # --- knobs -------------------------------------------------------------------
 
     def knob_changed(self, knob: nuke.Knob) -> None:
-        """The artist moved a point or box knob: the model follows (a refused move springs back)."""
+        """A knob changed: the artist moved a point or box (the model follows; a refused move springs back).
+
+        Nuke calls this for every knob change, the plugin's own included (those come while
+        `_syncing`), and for its panel opening ("showPanel").
+        """
         name = knob.name()
+        if name == "showPanel":
+            self.show_frame()
         if self._syncing or not name.startswith((n.POINT, n.BOX)):
             return
-        ids = [int(part) for part in name.split("_")[2:]]
+        dialogs, self._dialogs = self._dialogs, False  # a knobChanged callback never opens a dialog
         try:
+            ids = [int(part) for part in name.split("_")[2:]]
             space = self._space()
             if isinstance(knob, nuke.XY_Knob):
                 self.controller.move_point(ids[0], ids[1], ids[2], *space.to_plate(knob.x(), knob.y()))
@@ -169,10 +218,29 @@ class NukeHost:
                 self.controller.set_box(ids[0], ids[1], box)
         except RotobridgeError as exc:
             self.controller.report(exc)
+        finally:
+            self._dialogs = dialogs
         self._mirror()
+
+    def show_frame(self) -> None:
+        """Show the handles of the current frame's points and box only (dragging another
+        frame's handle would place a click on the wrong picture)."""
+        frame = nuke.frame()
+        if frame == self._frame:
+            return
+        self._frame = frame
+        for name, knob in self.node.knobs().items():
+            if name.startswith((n.POINT, n.BOX)):
+                knob.setVisible(_knob_frame(name) == frame)
 
     def _mirror(self) -> None:
         """Make the object list, point and box knobs and the first-object Copy match the model."""
+        with _no_undo():
+            self._mirror_knobs()
+        self._frame = None
+        self.show_frame()
+
+    def _mirror_knobs(self) -> None:
         objects = self.controller.prompts.objects
         choice = self.node[n.OBJECT]
         if isinstance(choice, nuke.Enumeration_Knob):
@@ -213,6 +281,9 @@ class NukeHost:
 
     # --- helpers -----------------------------------------------------------------
 
+    def _end_progress(self) -> None:
+        self._task = None  # Nuke ends a ProgressTask when it is deleted
+
     def _plate(self) -> nuke.Node:
         read = self.node.input(0)
         if read is None or read.Class() != "Read":
@@ -242,12 +313,12 @@ class NukeHost:
 
     def _output(self) -> str:
         """Where the mattes go, as Nuke sees the path (default: next to the script)."""
-        path = _text(self.node, n.OUTPUT).strip()
+        path = _sequence(self.node[n.OUTPUT])
         if not path:
             script = _text(nuke.root(), "name")
             if not script:
                 raise HostError("save the script first, or set 'mattes' to where the bridge should write the mattes")
-            path = os.path.join(os.path.dirname(script), "mattes", self.node.name(), f"{self.node.name()}.####.exr")
+            path = posixpath.join(os.path.dirname(script), "mattes", self.node.name(), f"{self.node.name()}.####.exr")
         return path
 
     def _paths(self) -> PathMap:
@@ -262,7 +333,14 @@ class NukeHost:
 
 
 def _colour_config() -> str:
-    """The project's OCIO config, as a path (as Nuke sees it) or a built-in the bridge can open too."""
+    """The OCIO config Nuke uses, as a path (as Nuke sees it) or a built-in the bridge can open too.
+
+    A set $OCIO wins over the script's choice, in Nuke itself (nukescripts.ViewerProcess:
+    "unless the OCIO environment variable is defined, in which case that will override").
+    """
+    override = os.environ.get("OCIO", "").strip()
+    if override:
+        return override
     root = nuke.root()
     if _text(root, "colorManagement") != "OCIO":
         raise HostError(
@@ -271,7 +349,7 @@ def _colour_config() -> str:
         )
     config = _text(root, "OCIO_config")
     if config == "custom":
-        path = _text(root, "customOCIOConfigPath") or os.environ.get("OCIO", "")
+        path = _file(root, "customOCIOConfigPath")
         if not path:
             raise HostError("the project's OCIO config is 'custom' but has no path: set 'custom OCIO config'")
         return path
@@ -281,6 +359,79 @@ def _colour_config() -> str:
         f"the project's OCIO config '{config}' ships inside Nuke, where the bridge cannot read it: choose a "
         "'fn-nuke_cg-config' or 'fn-nuke_studio-config', or 'custom' with a path the bridge can read"
     )
+
+
+@contextlib.contextmanager
+def _no_undo() -> Iterator[None]:
+    """The plugin's own knob edits stay off Nuke's undo stack: undoing them would separate
+    what the node stores from the model the session has."""
+    nuke.Undo.disable()
+    try:
+        yield
+    finally:
+        nuke.Undo.enable()
+
+
+def _black_where_missing(read: nuke.Node) -> None:
+    """Frames outside the range or never written (a cancel) render black, not an error that
+    fails a `nuke -x` render."""
+    read["on_error"].setValue("black")
+    for knob in ("before", "after"):
+        read[knob].setValue("black")
+
+
+def _knob_frame(name: str) -> int:
+    """The frame in a point or box knob's name: rb_pt_<object>_<frame>_<i>, rb_box_<object>_<frame>."""
+    return int(name.split("_")[3])
+
+
+#: Digits at the end of what two evaluations share belong to the frame number (1001 and 1002 share 100).
+_DIGITS = "0123456789"
+
+
+def _sequence(knob: nuke.Knob) -> str:
+    """A file knob's file name as Nuke's Read reads it: Tcl evaluated, relative to the
+    project directory, with the frame number as `#` (one per digit).
+
+    Nuke evaluates a file name for one frame at a time, so it is evaluated at frames 1 and
+    2 and the frame number found where the two differ.
+    """
+    if not isinstance(knob, nuke.File_Knob):
+        return _absolute(str(knob.value()))
+    one, two = (_evaluated(knob, frame) for frame in (1, 2))
+    if one == two:
+        return _absolute(one)
+    prefix = posixpath.commonprefix([one, two]).rstrip(_DIGITS)
+    suffix = posixpath.commonprefix([one[::-1], two[::-1]])[::-1]
+    number = one[len(prefix):len(one) - len(suffix)]
+    if not number.isdigit() or int(number) != 1 or two[len(prefix):len(two) - len(suffix)].lstrip("0") != "2":
+        raise HostError(f"cannot find the frame number in the file name '{_raw(knob)}' ({one!r} for frame 1)")
+    return _absolute(prefix + "#" * len(number) + suffix)
+
+
+def _evaluated(knob: nuke.File_Knob, frame: int) -> str:
+    context = nuke.OutputContext()
+    context.setFrame(frame)
+    return str(knob.getEvaluatedValue(context))
+
+
+def _file(node: nuke.Node, knob: str) -> str:
+    """A file knob's path as Nuke's Read would open it ("" when unset)."""
+    return _sequence(node[knob])
+
+
+def _absolute(path: str) -> str:
+    """`path`, relative to the project directory as Nuke resolves it (Foundry Q100154), made absolute."""
+    path = path.strip()
+    if not path or "://" in path or posixpath.isabs(path) or re.match(r"^(?:[A-Za-z]:|\\\\)", path):
+        return path
+    base = _text(nuke.root(), "project_directory").strip() if nuke.root().knob("project_directory") else ""
+    return posixpath.normpath(posixpath.join(base or os.getcwd().replace("\\", "/"), path))
+
+
+def _raw(knob: nuke.Knob) -> str:
+    """A text knob's text as typed: never Tcl-evaluated (the prompts' JSON is full of [...])."""
+    return knob.getText() if isinstance(knob, nuke.String_Knob) else str(knob.value())
 
 
 def _text(node: nuke.Node, knob: str) -> str:
@@ -354,12 +505,30 @@ _ACTIONS: dict[str, Callable[[NukeHost], None]] = {
 def press() -> None:
     """A RotoBridge button was pressed (its PyScript_Knob runs this)."""
     host = host_for(nuke.thisNode())
-    try:
-        _ACTIONS[nuke.thisKnob().name()](host)
-    except RotobridgeError as exc:
-        host.controller.report(exc)
+    with host.button():
+        try:
+            _ACTIONS[nuke.thisKnob().name()](host)
+        except RotobridgeError as exc:
+            host.controller.report(exc)
 
 
 def knob_changed() -> None:
-    """The node's knobChanged script runs this for every knob the artist changes."""
-    host_for(nuke.thisNode()).knob_changed(nuke.thisKnob())
+    """The node's knobChanged script runs this for every knob change, Nuke's and the artist's.
+
+    Only point and box knobs and the panel opening concern the node's host; other changes
+    (the plugin's own status, prompts, ...) make none, so a host being made cannot recurse.
+    """
+    name = nuke.thisKnob().name()
+    if name == "showPanel" or name.startswith((n.POINT, n.BOX)):
+        host_for(nuke.thisNode()).knob_changed(nuke.thisKnob())
+
+
+def update_ui() -> None:
+    """Nuke's updateUI callback for Group nodes, when things change (the frame among them):
+    a RotoBridge node shows the current frame's handles."""
+    node = nuke.thisNode()
+    if node.knob(n.PROMPTS) is not None:
+        host_for(node).show_frame()
+
+
+nuke.addUpdateUI(update_ui, nodeClass="Group")

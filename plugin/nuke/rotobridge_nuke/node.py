@@ -2,11 +2,14 @@
 
 The knobs are the node's whole state, so a saved .nk keeps it: the bridge address and
 keys, the path mapping (a folder as Nuke sees it ↔ as the bridge sees it, for a bridge
-that mounts the shared storage elsewhere), the matte path, and the prompt model (a hidden knob; the draggable point and box
-knobs mirror it). Inside, a Read of the EXR mattes (raw: they are data) feeds a Copy that
-puts the first object into rgba.alpha; every object is also its own `<object>.alpha`
-layer, as the bridge names the channels. Rendering the node needs only that Read, so
-`nuke -x` farm renders need neither the bridge nor this plugin.
+that mounts the shared storage elsewhere), the matte path, and the prompt model (a hidden
+plain String_Knob, read with getText(): an eval knob would run the JSON's [...] as Tcl;
+nodes made before keep their Multiline_Eval_String_Knob and load the same way; the
+draggable point and box knobs mirror it). Inside, a Read of the EXR mattes (raw: they are
+data; black where a frame has no matte) feeds a Copy that puts the first object into
+rgba.alpha; every object is also its own `<object>.alpha` layer, as the bridge names the
+channels. Rendering the node needs only that Read, so `nuke -x` farm renders need neither
+the bridge nor this plugin.
 
 Buttons and knob changes call `rotobridge_nuke.adapter`; the knobChanged script imports
 it only if it can, so the node still loads where the plugin is missing.
@@ -73,12 +76,14 @@ def create() -> nuke.Group:
         nuke.nodes.Input(name="plate")
         read = nuke.nodes.Read(name=MATTES)
         read["raw"].setValue(True)
+        for missing in ("on_error", "before", "after"):  # a frame with no matte is black, not a failed render
+            read[missing].setValue("black")
         copy = nuke.nodes.Copy(name=FIRST_OBJECT)
         copy.setInput(0, read)
         copy.setInput(1, read)
         copy["to0"].setValue("rgba.alpha")
         nuke.nodes.Output().setInput(0, copy)
-    prompts = nuke.Multiline_Eval_String_Knob(PROMPTS, "prompts")
+    prompts = nuke.String_Knob(PROMPTS, "prompts")
     prompts.setFlag(nuke.INVISIBLE)
     for knob in (
         nuke.Tab_Knob("rotobridge", "RotoBridge"),
