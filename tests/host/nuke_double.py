@@ -160,10 +160,13 @@ class Info:
 
 
 class OutputContext:
-    """Where an expression is evaluated: a frame (rule 2)."""
+    """Where an expression is evaluated: a frame (rule 2). Nuke 17 constructs it "with a
+    frame number" (its page above); earlier versions without one (the current frame)."""
 
-    def __init__(self) -> None:
-        self._frame = float(_STATE["frame"])
+    def __init__(self, frame: float | None = None, view: int = 0) -> None:
+        if frame is None and NUKE_VERSION_MAJOR >= 17:
+            raise TypeError("OutputContext(): construct with a frame number")
+        self._frame = float(_STATE["frame"] if frame is None else frame)
 
     def frame(self) -> float:
         return self._frame
@@ -360,7 +363,7 @@ _FRAME_TOKEN = re.compile(r"#+|%0?(\d*)d")
 
 class File_Knob(EvalString_Knob):
     def getEvaluatedValue(self, oc: OutputContext | None = None) -> str:
-        frame = int((oc or OutputContext()).frame())
+        frame = int(oc.frame() if oc is not None else _STATE["frame"])
 
         def number(match: re.Match[str]) -> str:
             token = match.group(0)

@@ -468,8 +468,12 @@ def test_the_matte_read_covers_what_was_tracked_and_renders_black_where_no_matte
     host.pump(lambda: host.fake.last.job is None and host.mattes_shown() == (MATTES, 1002, 1007))
 
 
-def test_proxy_mode_sends_the_full_size_plate_not_the_proxy_file(host: NukeHarness) -> None:
+@pytest.mark.parametrize("major", [15, 17])
+def test_proxy_mode_sends_the_full_size_plate_not_the_proxy_file(
+    host: NukeHarness, monkeypatch: pytest.MonkeyPatch, major: int
+) -> None:
     """7. In proxy mode nuke.filename answers with the Read's proxy file."""
+    monkeypatch.setattr(nuke_double, "NUKE_VERSION_MAJOR", major)
     read = host.node.input(0)
     read["proxy"].setValue("/shots/sh010/plate_half/sh010_half.####.exr")
     nuke.root()["proxy"].setValue(True)

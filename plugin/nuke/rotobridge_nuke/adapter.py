@@ -410,7 +410,10 @@ def _sequence(knob: nuke.Knob) -> str:
 
 
 def _evaluated(knob: nuke.File_Knob, frame: int) -> str:
-    context = nuke.OutputContext()
+    try:
+        context = nuke.OutputContext()
+    except TypeError:  # Nuke 17 constructs it "with a frame number"
+        context = nuke.OutputContext(frame)
     context.setFrame(frame)
     return str(knob.getEvaluatedValue(context))
 
