@@ -7,6 +7,12 @@ Whatever the worker has to send — replies, previews, job events — comes back
 queue and a wake-up socket, and the I/O thread sends it. Nothing a client sends can stop
 the loop: malformed messages get error replies, bugs become `internal` errors, and a
 client that vanished or stopped reading just loses its messages.
+
+The I/O thread is also where a session ends: `close` (and expiry) takes it off the list
+and marks it closed at once, so every later request, and every one still waiting for the
+worker, is answered `unknown_session`; the worker then frees it. The worker serves the
+clients in turn and each client may keep at most `protocol.MAX_PENDING` requests waiting,
+so a client that floods the bridge delays nobody else's clicks by more than one request.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import zmq
 
 from rotobridge import protocol
 from rotobridge import recipe as recipes
-from rotobridge.errors import ConfigError, ProtocolError, RotobridgeError, UnknownSessionError
+from rotobridge.errors import BusyError, ConfigError, ProtocolError, RotobridgeError, UnknownSessionError
 from rotobridge.version import __version__
 
 from .config import BridgeConfig
@@ -196,11 +202,22 @@ class Server:
                 next_sweep = time.monotonic() + SWEEP_SECONDS
 
     def _shutdown(self) -> None:
-        with self._lock:
-            sessions, self._sessions = list(self._sessions.values()), {}
-        for session in sessions:
+        for session in self._forget(lambda s: True):
             self.scheduler.submit(session.close)
         self.scheduler.stop()
+
+    def _forget(self, which: Callable[[Session], bool]) -> list[Session]:
+        """Take the sessions `which` picks off the list and mark them closed, atomically.
+
+        From here on no request reaches them: a lookup fails, and a request already
+        waiting for the worker finds `closed` set (`_answer`). Freeing them is the worker's.
+        """
+        with self._lock:
+            gone = [s for s in self._sessions.values() if which(s)]
+            for session in gone:
+                del self._sessions[session.id]
+                session.closed = True
+        return gone
 
     # --- messages in and out -------------------------------------------------------------
 
@@ -243,14 +260,21 @@ class Server:
             rid = msg.id
             session = None
             args: tuple[Any, ...] = (identity, msg)
+            handler, on_worker = self._routes[msg.type]
+            if on_worker and msg.type != "close" and self.scheduler.pending(identity) >= protocol.MAX_PENDING:
+                raise BusyError(
+                    f"this client has {protocol.MAX_PENDING} requests waiting for the bridge (the most it may): "
+                    "wait for their replies, then send again"
+                )
             if "session" in protocol.REQUESTS[msg.type]:
                 session = self._session(msg["session"])
                 session.touch(identity)
                 args += (session,)
-            handler, on_worker = self._routes[msg.type]
+                if msg.type == "close":
+                    self._forget(lambda s: s is session)
             answer = functools.partial(self._answer, identity, msg, session, functools.partial(handler, *args))
             if on_worker:
-                self.scheduler.submit(answer)
+                self.scheduler.submit(answer, identity)
             else:
                 answer()
         except ProtocolError as exc:
@@ -274,6 +298,8 @@ class Server:
         """Run a request's handler and queue its reply; errors become error replies."""
         context = {"request": msg.id, **({"session": session.label} if session else {})}
         try:
+            if session is not None and session.closed and msg.type != "close":
+                raise UnknownSessionError(f"session {session.label}… was closed before this request ran: open the shot again")
             fields, binary = handle()
             frames = protocol.reply(msg.id, msg.type, fields, binary)
         except RotobridgeError as exc:
@@ -285,10 +311,7 @@ class Server:
 
     def _expire(self) -> None:
         now = time.monotonic()
-        with self._lock:
-            idle = [s for s in self._sessions.values() if s.idle_seconds(now) > self.config.session_timeout]
-            for session in idle:
-                del self._sessions[session.id]
+        idle = self._forget(lambda s: s.idle_seconds(now) > self.config.session_timeout)
         for session in idle:
             log.info("session expired after %.0f s idle; closing it", self.config.session_timeout, extra={"session": session.label})
             self.scheduler.submit(session.close)
@@ -296,7 +319,7 @@ class Server:
     # --- requests (docs/protocol.md) -------------------------------------------------------
 
     def _hello(self, identity: bytes, msg: protocol.Message) -> Result:
-        log.info("hello from %s (%s)", msg["client"][:80], identity.hex()[:8], extra={"request": msg.id})
+        log.info("hello from %r (%s)", msg["client"][:80], identity.hex()[:8], extra={"request": msg.id})
         return {
             "protocol": list(protocol.PROTOCOL_VERSION),
             "bridge_version": __version__,
@@ -325,6 +348,12 @@ class Server:
         return {"cancelled": job is not None}, []
 
     def _open(self, identity: bytes, msg: protocol.Message) -> Result:
+        with self._lock:
+            held = sum(s.owner == identity for s in self._sessions.values())
+        if held >= protocol.MAX_SESSIONS:
+            raise BusyError(
+                f"this client holds {held} sessions, the most it may ({protocol.MAX_SESSIONS} sessions): close one first"
+            )
         shot = checked_shot(msg.fields, self.roots, self.loaded, self.served)
         opened = Session(secrets.token_urlsafe(16), shot, self.loaded, self.served, self.roots)
         opened.touch(identity)
@@ -356,13 +385,14 @@ class Server:
             msg.id, msg["start"], msg["end"], msg["direction"], bool(msg.get("overwrite", False)),
             lambda frames: self._post(session, frames),
         )
-        self.scheduler.add_job(job)  # this is the worker thread: the job cannot step before the reply is queued
+        with self._lock:  # a close arriving now either sees the job (and stops it) or came first
+            if session.closed:
+                raise UnknownSessionError(f"session {session.label}… was closed: open the shot again")
+            self.scheduler.add_job(job)  # this is the worker thread: the job cannot step before the reply is queued
         log.info("propagating %d frame(s) %s", job.total, msg["direction"], extra={"session": session.label, "request": msg.id})
         return {"job": job.id}, []
 
     def _close(self, identity: bytes, msg: protocol.Message, session: Session) -> Result:
-        with self._lock:
-            self._sessions.pop(session.id, None)
-        session.close()
+        session.close()  # already off the list: the I/O thread took it off when the request arrived
         log.info("closed", extra={"session": session.label, "request": msg.id})
         return {}, []

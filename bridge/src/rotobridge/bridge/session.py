@@ -117,6 +117,8 @@ class Session:
         #: the client identity that last used the session: where replies and job events go
         self.owner = b""
         self.last_used = time.monotonic()
+        #: set (by the I/O thread, under the server's lock) once the session left the bridge's list
+        self.closed = False
 
     # --- read by the I/O thread ----------------------------------------------------
 
@@ -180,6 +182,10 @@ class Session:
         clash = next((o.id for o in self.objects.values() if o.name == obj.name and o.id != obj.id), None)
         if clash is not None:
             raise RecipeError("object.name", f"{obj.name!r} is already the name of object {clash} in this session")
+        if obj.id not in self.objects and len(self.objects) >= recipes.MAX_OBJECTS:
+            raise RecipeError(
+                "object.id", f"the session has {len(self.objects)} objects, at most {recipes.MAX_OBJECTS} are allowed: remove one first"
+            )
         result = self.engine.add_points(prompt.frame, obj.id, prompt.points, prompt.labels, prompt.box)
         prompts = {p.frame: p for p in self.objects[obj.id].prompts} if obj.id in self.objects else {}
         prompts[prompt.frame] = prompt
