@@ -262,7 +262,7 @@ class Session:
 
 
 class PropagationJob:
-    """A propagation the device worker steps one frame at a time, emitting protocol events.
+    """A propagation the device worker steps one object of one frame at a time, emitting protocol events.
 
     `cancel` may be set from any thread; the job then stops before its next frame.
     """
