@@ -50,9 +50,16 @@ def passes(recipe: recipes.Recipe, frames: Sequence[int]) -> list[tuple[int, int
 
 
 def matte_writer(
-    recipe: recipes.Recipe, info: PlateInfo, colour: ColourPipeline, loaded: models.LoadedModel, *, overwrite: bool
+    recipe: recipes.Recipe,
+    info: PlateInfo,
+    colour: ColourPipeline,
+    loaded: models.LoadedModel,
+    *,
+    overwrite: bool,
+    roots: Sequence[str] = (),
 ) -> MatteWriter:
-    """The writer of a recipe's mattes, with the metadata that says how they were made."""
+    """The writer of a recipe's mattes, with the metadata that says how they were made; with
+    `roots`, every matte must really land inside them."""
     return MatteWriter(
         recipe.resolve(recipe.output.path),
         info.display,
@@ -62,6 +69,7 @@ def matte_writer(
         binary=recipe.output.binary,
         overwrite=overwrite or recipe.output.overwrite,
         data_colourspace=colour.data_colourspace,
+        roots=roots,
         metadata={
             "rotobridge:version": __version__,
             "rotobridge:model": loaded.name,
