@@ -40,7 +40,7 @@ from .config import BridgeConfig
 from .logs import internal_error
 from .model import LoadedModel
 from .scheduler import Scheduler
-from .security import secure_server
+from .security import private_ipc, secure_server
 from .session import Session, checked_shot, preview
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ class Server:
         auth = None
         try:
             router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a vanished client is an error we can drop, not a silent loss
-            router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a client reconnecting under its old identity takes over
+            # no ROUTER_HANDOVER: a peer naming the routing id of a connected one is refused, never handed its messages
             router.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_MESSAGE_BYTES)
             router.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)
             router.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
@@ -137,6 +137,7 @@ class Server:
             router.linger = 500  # let the last events (a closing session's `finished`) leave
             if self.config.curve_secret and self.config.curve_authorized:
                 auth = secure_server(router, context, self.config.curve_secret, self.config.curve_authorized)
+            private = private_ipc(self.config.address)
             try:
                 router.bind(self.config.address)
             except zmq.ZMQError as exc:
@@ -152,6 +153,13 @@ class Server:
                 ", ".join(self.roots),
                 "" if self.config.roots else " (default: the home folder)",
             )
+            if auth is None and private is None:
+                log.warning(
+                    "%s has no CURVE keys and is not a private ipc:// socket: every user of this machine can "
+                    "connect, read under the roots and write mattes there; on a shared machine use "
+                    "ipc://$XDG_RUNTIME_DIR/rotobridge/bridge.sock or CURVE keys (docs/bridge.md, Threat model)",
+                    self.endpoint,
+                )
             self._ready.set()
             self._loop(router)
         finally:
