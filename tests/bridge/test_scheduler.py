@@ -62,3 +62,22 @@ def test_a_failing_task_or_job_does_not_stop_the_worker() -> None:
     scheduler.add_job(_Job("Y", 3, log))
     _until_idle(scheduler)
     assert log.count("X") == 2 and log.count("Y") == 3 and scheduler.jobs == 0
+
+
+def test_clients_take_turns_one_task_each_and_pending_counts_them() -> None:
+    log: list[str] = []
+    gate, running = threading.Event(), threading.Event()
+    scheduler = Scheduler()
+    scheduler.start()
+    scheduler.submit(lambda: running.set() or gate.wait(10), b"flood")  # type: ignore[func-returns-value]
+    assert running.wait(10)
+    for i in range(5):
+        scheduler.submit(lambda i=i: log.append(f"flood{i}"), b"flood")
+    scheduler.submit(lambda: log.append("artist0"), b"artist")
+    scheduler.submit(lambda: log.append("artist1"), b"artist")
+    assert scheduler.pending(b"flood") == 6 and scheduler.pending(b"artist") == 2 and scheduler.waiting == 7
+    gate.set()
+    scheduler.stop(10)
+    # the artist's clicks wait for one flood task each, not for the whole flood; each client's own order holds
+    assert log == ["flood0", "artist0", "flood1", "artist1", "flood2", "flood3", "flood4"]
+    assert scheduler.pending(b"flood") == 0 and scheduler.waiting == 0

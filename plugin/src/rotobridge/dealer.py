@@ -4,10 +4,15 @@ ZeroMQ hides connection trouble: a DEALER just waits. The socket monitor tells t
 handshake's outcome and disconnections, which is what lets the client say "the bridge
 refused this client's key" instead of only "no answer". A new `Dealer` per connection
 attempt (a closed socket cannot be reused); owned by the client's I/O thread.
+
+Each socket gets a random 16-byte routing id: the bridge addresses replies and job events
+by it, so it must not be guessable (ZeroMQ's own are a counter). The bridge refuses a
+second connection that names an id already connected, so an id cannot be taken over.
 """
 
 from __future__ import annotations
 
+import secrets
 import struct
 
 import zmq
@@ -42,6 +47,7 @@ class Dealer:
         self._handshake_ok = False
         self.socket: zmq.Socket[bytes] = context.socket(zmq.DEALER)
         try:
+            self.socket.setsockopt(zmq.ROUTING_ID, routing_id())
             self.socket.setsockopt(zmq.LINGER, 0)
             self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_INBOUND_BYTES)
             self.socket.setsockopt(zmq.HEARTBEAT_IVL, _ms(heartbeat))
@@ -100,6 +106,11 @@ class Dealer:
             pass
         self.monitor.close(linger=0)
         self.socket.close(linger=0)
+
+
+def routing_id() -> bytes:
+    """16 random bytes, the first never 0 (ZeroMQ keeps ids starting with a zero byte for its own)."""
+    return bytes([1 + secrets.randbelow(255)]) + secrets.token_bytes(15)
 
 
 def _ms(seconds: float) -> int:

@@ -116,8 +116,11 @@ class Recipe:
     base_dir: str = field(default=".", compare=False)
 
     def resolve(self, path: str) -> str:
-        """A recipe path made absolute against the recipe's folder (`ocio://` URIs untouched)."""
-        if "://" in path:
+        """A recipe path made absolute against the recipe's folder (`ocio://` built-in names untouched).
+
+        Only that exact scheme is left alone: `x://../..` is a relative path like any other.
+        """
+        if path.startswith("ocio://"):
             return path
         return os.path.normpath(os.path.join(self.base_dir, os.path.expanduser(path)))
 

@@ -33,10 +33,11 @@ def _render(args: argparse.Namespace) -> int:
     from . import render as rendering
 
     recipe = recipes.load(args.recipe)
-    job = rendering.prepare(recipe, frames=args.frames)
+    roots = tuple(os.path.realpath(os.path.expanduser(root)) for root in args.root or ())
+    job = rendering.prepare(recipe, frames=args.frames, roots=roots)
     cancel = threading.Event()
     try:
-        loaded = models.from_recipe(recipe.model, recipe.resolve, args.device)
+        loaded = models.from_recipe(recipe.model, lambda path: job.resolve(path, "model.checkpoint"), args.device)
         log.info(
             "model %s on %s (checkpoint %s, sha256 %s)%s",
             loaded.name,
@@ -184,6 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--overwrite", action="store_true", help="replace existing mattes")
     render.add_argument("--qc", metavar="PNG", help="also write a QC picture: mattes over the plate")
     render.add_argument("--quiet", action="store_true", help="no progress bar")
+    render.add_argument(
+        "--root", action="append", metavar="DIR",
+        help="confine the recipe: plate, masks, OCIO config and its files, checkpoint and mattes must lie in one of these (repeatable)",
+    )
     render.set_defaults(run=_render)
 
     checkpoint = sub.add_parser("checkpoint", help="checkpoint tools")

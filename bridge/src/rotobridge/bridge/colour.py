@@ -4,13 +4,21 @@ SAM 2 was trained on display-encoded video frames, so scene-linear and log plate
 through the host's OCIO display/view first, exactly as the artist sees them. Plates that
 are already display-referred video (OCIO encoding ``sdr-video``, e.g. an sRGB JPEG) go to
 the model untouched, and an 8-bit one bit-identically to sam2's own JPEG loader.
+
+A config named by a request is held to the bridge's roots like any other path: only the
+exact `ocio://` built-in names load without a file, a config file must really lie inside
+the roots, and so must every file it can make OCIO read (its search paths and each
+FileTransform's LUT), checked before OCIO builds anything. A config that does not load is
+reported without OCIO's message, which can quote the file.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -18,9 +26,18 @@ import PyOpenColorIO as ocio
 import torch
 from PIL import Image
 
-from rotobridge.errors import ColourError
+from rotobridge.errors import ColourError, PathNotAllowedError
+from rotobridge.fields import shown
+
+from .security import allowed_path
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = "ocio://studio-config-latest"
+BUILTIN_PREFIX = "ocio://"
+#: Largest config file read: real configs are YAML of a few hundred KiB; parsing a huge
+#: file named as one would hold the (GIL-holding) OCIO parser for seconds.
+MAX_CONFIG_BYTES = 16 << 20
 
 #: sam2's normalisation (`load_video_frames` defaults), float32 (3, 1, 1) as sam2 builds them.
 _IMG_MEAN = torch.tensor((0.485, 0.456, 0.406), dtype=torch.float32)[:, None, None]
@@ -58,18 +75,109 @@ def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=along_y)
 
 
-def _load_config(config: str | None) -> tuple[str, ocio.Config]:
-    """`config` → `$OCIO` → DEFAULT_CONFIG, as hosts and OCIO tools resolve it."""
+@functools.lru_cache(maxsize=8)
+def _builtin(name: str) -> ocio.Config:
+    """A built-in config, parsed once: they never change, and parsing one costs ~40 ms that
+    every session opened would otherwise spend on the device worker's clock. OCIO configs
+    are safe to share between threads, and keep their processors cached."""
+    return ocio.Config.CreateFromFile(name)
+
+
+@functools.lru_cache(maxsize=1)
+def builtin_configs() -> tuple[str, ...]:
+    """The `ocio://` names this OpenColorIO has built in (versioned names and their aliases)."""
+    names = [entry[0] for entry in ocio.BuiltinConfigRegistry().getBuiltinConfigs()]
+    return tuple(BUILTIN_PREFIX + n for n in ("default", "cg-config-latest", "studio-config-latest", *names))
+
+
+def config_file(config: str, roots: Sequence[str]) -> str:
+    """What to load for a config a request or recipe names: a built-in's exact name, else the
+    config file's real path inside `roots` (no roots: the path as given). Opens nothing."""
+    if config.startswith(BUILTIN_PREFIX):
+        if config not in builtin_configs():
+            raise ColourError(
+                f"{shown(config)} is not one of OpenColorIO's built-in configs "
+                f"(e.g. {DEFAULT_CONFIG}); name a config file by its path instead"
+            )
+        return config
+    return allowed_path(config, roots, "OCIO config") if roots else config
+
+
+def _transforms(cfg: ocio.Config) -> Iterator[ocio.Transform]:
+    """Every transform in the config, group members included: what a processor may be built from."""
+    todo: list[ocio.Transform | None] = []
+    for space in cfg.getColorSpaces(ocio.SEARCH_REFERENCE_SPACE_ALL, ocio.COLORSPACE_ALL):
+        todo += [space.getTransform(ocio.COLORSPACE_DIR_TO_REFERENCE), space.getTransform(ocio.COLORSPACE_DIR_FROM_REFERENCE)]
+    for look in cfg.getLooks():
+        todo += [look.getTransform(), look.getInverseTransform()]
+    for view in cfg.getViewTransforms():
+        todo += [view.getTransform(ocio.VIEWTRANSFORM_DIR_TO_REFERENCE), view.getTransform(ocio.VIEWTRANSFORM_DIR_FROM_REFERENCE)]
+    for named in cfg.getNamedTransforms(ocio.NAMEDTRANSFORM_ALL):
+        todo += [named.getTransform(ocio.TRANSFORM_DIR_FORWARD), named.getTransform(ocio.TRANSFORM_DIR_INVERSE)]
+    while todo:
+        transform = todo.pop()
+        if isinstance(transform, ocio.GroupTransform):
+            todo += list(transform)
+        elif transform is not None:
+            yield transform
+
+
+def check_config_files(cfg: ocio.Config, name: str, roots: Sequence[str]) -> None:
+    """Refuse a config that could make OCIO read a file outside `roots`: a search path or a
+    FileTransform's file that lies (or might, through an unresolved variable) outside them."""
+    context = cfg.getCurrentContext()
+    base = cfg.getWorkingDir() or os.path.dirname(name)
+
+    def resolved(text: str, what: str) -> str:
+        out = context.resolveStringVar(text)
+        if "$" in out:
+            raise PathNotAllowedError(f"OCIO config {name}: {what} {shown(text)} uses a variable the bridge cannot resolve")
+        return os.path.join(base, out)
+
+    folders = [allowed_path(resolved(p, "search path"), roots, f"OCIO config {name}: search path") for p in cfg.getSearchPaths()]
+    for transform in _transforms(cfg):
+        if isinstance(transform, ocio.FileTransform):
+            src = transform.getSrc()
+            where = f"OCIO config {name}: the file of a FileTransform,"
+            if os.path.isabs(context.resolveStringVar(src)):
+                allowed_path(resolved(src, "file"), roots, where)
+            for folder in folders or [base]:
+                allowed_path(os.path.join(folder, context.resolveStringVar(src)), roots, where)
+
+
+def _load_config(config: str | None, roots: Sequence[str] = ()) -> tuple[str, ocio.Config]:
+    """`config` → `$OCIO` → DEFAULT_CONFIG, as hosts and OCIO tools resolve it.
+
+    A `config` given (by a request or a recipe) is held to `roots`; `$OCIO` and the
+    default are the bridge owner's own choice.
+    """
     if config:
         name, origin = config, "given"
+        path = config_file(config, roots)
     elif os.environ.get("OCIO"):
         name, origin = os.environ["OCIO"], "from $OCIO"
+        path = name
     else:
         name, origin = DEFAULT_CONFIG, "default"
+        path = name
     try:
-        return name, ocio.Config.CreateFromFile(name)
+        if path.startswith(BUILTIN_PREFIX):
+            cfg = _builtin(path)
+        else:
+            if os.path.isfile(path) and os.path.getsize(path) > MAX_CONFIG_BYTES:
+                raise ColourError(f"OCIO config {name!r} ({origin}) is over {MAX_CONFIG_BYTES >> 20} MiB: not a config")
+            cfg = ocio.Config.CreateFromFile(path)
+    except ColourError:
+        raise
     except Exception as exc:  # OCIO raises its own Exception/ExceptionMissingFile types
-        raise ColourError(f"cannot load OCIO config {name!r} ({origin}): {exc}") from exc
+        if path.startswith(BUILTIN_PREFIX):
+            raise ColourError(f"cannot load OCIO config {name!r} ({origin}): {exc}") from exc
+        log.info("OpenColorIO cannot load %s: %s", path, exc)
+        why = "not a valid OCIO config (OpenColorIO's message is in the log)" if os.path.isfile(path) else "no such file"
+        raise ColourError(f"cannot load OCIO config {name!r} ({origin}): {why}") from None
+    if config and roots and not path.startswith(BUILTIN_PREFIX):
+        check_config_files(cfg, path, roots)
+    return name, cfg
 
 
 class ColourPipeline:
@@ -81,8 +189,10 @@ class ColourPipeline:
         config: str | None = None,
         display: str | None = None,
         view: str | None = None,
+        roots: Sequence[str] = (),
     ) -> None:
-        self.config_name, cfg = _load_config(config)
+        """roots: folders a `config` file, and every file it makes OCIO read, must lie in (none: no limit)."""
+        self.config_name, cfg = _load_config(config, roots)
 
         space = cfg.getColorSpace(colourspace)  # accepts aliases and roles
         if space is None:

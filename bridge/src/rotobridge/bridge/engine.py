@@ -251,13 +251,24 @@ class Engine:
         later pass from a prompted frame or from this start, can read. Checks `cancel`
         between frames.
         """
+        return (out for out in self.propagate_steps(start, end, cancel=cancel) if out is not None)
+
+    def propagate_steps(
+        self,
+        start: int,
+        end: int,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[FrameResult | None]:
+        """`propagate`, yielding None after each object of a frame but the last: the points
+        where a caller may do other work (the bridge's device worker serves other artists'
+        clicks there, so a frame of many objects does not hold them up)."""
         predictor = self.predictor
         state = self.state
         first, last = self.index(start, "start"), self.index(end, "end")
         reverse = last < first
         order = list(range(first, last - 1, -1) if reverse else range(first, last + 1))
-        with self.model.compute():
-            predictor.propagate_in_video_preflight(state)
+        yield from self._preflight()
         self.source.plan(order)
         keep = self._protected(first)
         step = -1 if reverse else 1
@@ -265,8 +276,9 @@ class Engine:
             if cancel is not None and cancel.is_set():
                 raise CancelledError(f"cancelled before frame {self.frames[frame_idx]}")
             masks = []
-            with self.model.compute():
-                for obj_idx in range(len(state["obj_ids"])):
+            objects = len(state["obj_ids"])
+            for obj_idx in range(objects):
+                with self.model.compute():
                     outputs = state["output_dict_per_obj"][obj_idx]
                     if frame_idx in outputs["cond_frame_outputs"]:
                         pred = outputs["cond_frame_outputs"][frame_idx]["pred_masks"].to(state["device"])
@@ -288,8 +300,46 @@ class Engine:
                     stale = frame_idx - step * (self.memory_reach + 1)
                     if stale not in keep:
                         outputs["non_cond_frame_outputs"].pop(stale, None)
+                if obj_idx < objects - 1:
+                    yield None
             logits = torch.cat(masks, dim=0) if masks else torch.empty(0)
             yield FrameResult(self.frames[frame_idx], tuple(state["obj_ids"]), logits.float())
+
+    def _preflight(self) -> Iterator[None]:
+        """sam2's `propagate_in_video_preflight`, with the memory encoding of each new prompt
+        run first, one at a time, yielding None after each.
+
+        The preflight encodes every object's new prompts into memory in one go: with many
+        objects that is many model passes in one step. The same `_run_memory_encoder` calls,
+        in the same order, made here first leave it only its bookkeeping (it skips outputs
+        whose memory is already encoded), so results are unchanged.
+        """
+        predictor, state = self.predictor, self.state
+        for obj_idx in range(len(state["obj_ids"])):
+            temp = state["temp_output_dict_per_obj"][obj_idx]
+            for key in ("non_cond_frame_outputs", "cond_frame_outputs"):  # sam2's order: is_cond False, then True
+                for frame_idx, out in temp[key].items():
+                    if out["maskmem_features"] is not None:
+                        continue
+                    with self.model.compute():
+                        high_res_masks = torch.nn.functional.interpolate(
+                            out["pred_masks"].to(state["device"]),
+                            size=(predictor.image_size, predictor.image_size),
+                            mode="bilinear",
+                            align_corners=False,
+                        )
+                        features, position = predictor._run_memory_encoder(
+                            inference_state=state,
+                            frame_idx=frame_idx,
+                            batch_size=1,
+                            high_res_masks=high_res_masks,
+                            object_score_logits=out["object_score_logits"],
+                            is_mask_from_pts=True,
+                        )
+                    out["maskmem_features"], out["maskmem_pos_enc"] = features, position
+                    yield None
+        with self.model.compute():
+            predictor.propagate_in_video_preflight(state)
 
     def _protected(self, start_idx: int) -> set[int]:
         """Frame indices whose memory is kept: near a prompt or near this pass's start, where

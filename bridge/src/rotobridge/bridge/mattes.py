@@ -23,6 +23,8 @@ from fileseq.filesequence import FileSequence
 from rotobridge.bridge.plate import Window, crop_to_display
 from rotobridge.errors import MatteExistsError, OutputError
 
+from .security import allowed_path
+
 #: OpenEXR compressions that keep half data bit-exact; a matte edge must not shift on disk.
 LOSSLESS_COMPRESSIONS = ("none", "rle", "zips", "zip", "piz")
 
@@ -107,8 +109,12 @@ class MatteWriter:
         overwrite: bool = False,
         data_colourspace: str = "Raw",
         metadata: Mapping[str, str] | None = None,
+        roots: Sequence[str] = (),
     ) -> None:
+        """roots: folders every matte must really be written in (none: no limit), checked per
+        write, since a folder may be swapped for a symlink while a shot renders."""
         self._sequence = matte_sequence(pattern)
+        self.roots = tuple(roots)
         if compression not in LOSSLESS_COMPRESSIONS:
             raise OutputError(
                 f"EXR compression {compression!r} is not allowed: mattes need lossless "
@@ -141,6 +147,8 @@ class MatteWriter:
 
     def check(self, frames: Iterable[int]) -> None:
         """Fail before any rendering: existing mattes (unless overwrite), or an unwritable folder."""
+        if self.roots:
+            allowed_path(self.path(0), self.roots, "output")
         if not self.overwrite:
             existing = [p for p in map(self.path, frames) if os.path.exists(p)]
             if existing:
@@ -177,7 +185,8 @@ class MatteWriter:
     def write(self, frame: int, logits: torch.Tensor | None) -> str:
         """Write a frame's mattes (None → all zero, e.g. no object on this frame); returns the path."""
         path = self.path(frame)
-        if not self.overwrite and os.path.exists(path):
+        target = allowed_path(path, self.roots, "matte") if self.roots else path  # written where it was checked
+        if not self.overwrite and os.path.exists(target):
             raise MatteExistsError([path])
         spec = oiio.ImageSpec(self.data.width, self.data.height, len(self.channels), oiio.HALF)
         spec.x, spec.y = self.data.x, self.data.y
@@ -189,10 +198,10 @@ class MatteWriter:
         spec.attribute("rotobridge:frame", int(frame))
         pixels = self._pixels(logits)
         try:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            with atomic_file(path) as tmp:
+            os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+            with atomic_file(target) as tmp:
                 _write_exr(tmp, spec, pixels)
-                if not self.overwrite and os.path.exists(path):  # appeared while we rendered
+                if not self.overwrite and os.path.exists(target):  # appeared while we rendered
                     raise MatteExistsError([path])
         except MatteExistsError:
             raise

@@ -5,6 +5,10 @@ requested frame exists before anything else happens, so a job fails in its first
 the exact missing file rather than halfway through a shot. `Plate.read` returns the pixels of
 the display window (the plate's format, which every coordinate in rotobridge refers to),
 reading only the three channels it needs, and is safe to call from a prefetch thread pool.
+
+Given `roots`, a plate stays inside them for its whole life: every frame's real path is
+checked when the plate opens and again each time the frame is read (a frame may be
+swapped for a symlink in between), and what is read is the checked real path.
 """
 
 from __future__ import annotations
@@ -14,16 +18,19 @@ import os
 import threading
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Sequence
 
 import cv2
 import numpy as np
 import OpenImageIO as oiio
 from fileseq.constants import PAD_STYLE_HASH1
-from fileseq.exceptions import FileSeqException, ParseException
+from fileseq.exceptions import FileSeqException, MaxSizeException
 from fileseq.filesequence import FileSequence
 from fileseq.frameset import FrameSet
 
 from rotobridge.errors import MissingFrameError, PlateError
+
+from .security import allowed_frames, allowed_path
 
 #: file extensions read as movies (through OpenCV's FFmpeg backend); all else is a sequence
 MOVIE_EXTENSIONS = frozenset({".mov", ".mp4", ".m4v", ".avi", ".mkv"})
@@ -35,6 +42,8 @@ _FLOAT_BASETYPES = frozenset({oiio.HALF, oiio.FLOAT, oiio.DOUBLE})
 #: break bit-identity with PIL's (and so sam2's) decoding.
 _AS_STORED = oiio.ImageSpec()
 _AS_STORED.attribute("oiio:UnassociatedAlpha", 1)
+#: What fileseq raises for a pattern or range it cannot take (MaxSizeException: a huge range).
+FILESEQ_ERRORS = (FileSeqException, MaxSizeException)
 
 
 @dataclass(frozen=True)
@@ -106,26 +115,30 @@ def open_plate(
     layer: str | None = None,
     part: str | int | None = None,
     first_frame: int = 1,
+    roots: Sequence[str] = (),
 ) -> Plate:
     """Open a frame-sequence pattern (`####`, `%04d`, `@`, `$F4`; one digit per `#`) or a movie.
 
     frames: a frame range such as "1001-1100x2"; None means every frame on disk (a movie:
     all of its frames). Frames are sorted and de-duplicated. layer/part pick an EXR layer
     (`<layer>.R/G/B`) and subimage (by name or index). first_frame: the plate frame number
-    of a movie's first frame. Raises MissingFrameError for the first requested frame that
-    does not exist, PlateError for anything else that would stop `read`.
+    of a movie's first frame. roots: folders every file read must really lie in (none: no
+    limit); PathNotAllowedError otherwise. Raises MissingFrameError for the first requested
+    frame that does not exist, PlateError for anything else that would stop `read`.
     """
+    if roots:
+        allowed_path(path, roots, "plate")
     if os.path.splitext(path)[1].lower() in MOVIE_EXTENSIONS:
         if layer is not None or part is not None:
             raise PlateError(f"a movie has no layers or parts to choose from: {path}")
-        return _MoviePlate(path, frames, first_frame)
-    return _SequencePlate(path, frames, layer, part)
+        return _MoviePlate(path, frames, first_frame, roots)
+    return _SequencePlate(path, frames, layer, part, roots)
 
 
 def _parse_frames(frames: str, path: str) -> tuple[int, ...]:
     try:
         numbers = list(FrameSet(frames))
-    except ParseException as error:
+    except FILESEQ_ERRORS as error:
         raise PlateError(f"cannot parse frame range {frames!r} for {path}: {error}") from None
     if not numbers:
         raise PlateError(f"frame range {frames!r} for {path} is empty")
@@ -166,10 +179,13 @@ class _Selection:
 class _SequencePlate(Plate):
     """One file per frame through OpenImageIO; each read opens its own ImageInput (thread-safe)."""
 
-    def __init__(self, pattern: str, frames: str | None, layer: str | None, part: str | int | None) -> None:
+    def __init__(
+        self, pattern: str, frames: str | None, layer: str | None, part: str | int | None, roots: Sequence[str]
+    ) -> None:
         self._sequence = _parse_pattern(pattern)
         self._layer = None if layer == DEFAULT_LAYER else layer
         self._part = part
+        self._roots = tuple(roots)
         in_pattern = self._sequence.frameSet()  # as in sh010.1001-1100####.exr
         if frames is not None:
             numbers = _parse_frames(frames, pattern)
@@ -180,7 +196,9 @@ class _SequencePlate(Plate):
         for number in numbers:
             if not os.path.isfile(self.path(number)):
                 raise MissingFrameError(number, self.path(number))
-        first = self.path(numbers[0])
+        if self._roots:
+            allowed_frames([self.path(number) for number in numbers], self._roots, "plate file")  # a frame may be a symlink out
+        first = self._real(numbers[0])
         image = _open_image(first)
         try:
             selection = self._select(image, first)
@@ -206,11 +224,16 @@ class _SequencePlate(Plate):
     def path(self, frame: int) -> str:
         return str(self._sequence.frame(frame))
 
+    def _real(self, frame: int) -> str:
+        """The file to open for `frame`: with roots, its real path, checked now."""
+        path = self.path(frame)
+        return allowed_path(path, self._roots, "plate file") if self._roots else path
+
     def close(self) -> None:
         """Nothing to release: every read opens and closes its own file."""
 
     def _read(self, frame: int) -> np.ndarray:
-        path = self.path(frame)
+        path = self._real(frame)
         image = _open_image(path)
         try:
             selection = self._select(image, path)
@@ -269,7 +292,7 @@ def _parse_pattern(pattern: str) -> FileSequence:
     """Parse with one digit per `#` (Nuke); the pattern must name where the frame number goes."""
     try:
         sequence = FileSequence(pattern, pad_style=PAD_STYLE_HASH1)
-    except FileSeqException as error:
+    except FILESEQ_ERRORS as error:
         raise PlateError(f"cannot parse plate pattern {pattern}: {error}") from None
     # fileseq also reads a plain file name such as sh010.1001.exr as a one-frame sequence
     if not sequence.padding() or sequence.padding() not in os.path.basename(pattern):
@@ -284,7 +307,7 @@ def _frames_on_disk(pattern: str) -> tuple[int, ...]:
     """Every frame on disk whose file name the pattern formats exactly (padding included)."""
     try:
         found = FileSequence.findSequenceOnDisk(pattern, strictPadding=True, pad_style=PAD_STYLE_HASH1).frameSet()
-    except FileSeqException:
+    except FILESEQ_ERRORS:
         found = None
     if not found:
         raise PlateError(f"no frames on disk match {pattern}")
@@ -354,10 +377,11 @@ class _MoviePlate(Plate):
     the codec stores.
     """
 
-    def __init__(self, path: str, frames: str | None, first_frame: int) -> None:
+    def __init__(self, path: str, frames: str | None, first_frame: int, roots: Sequence[str]) -> None:
         if not os.path.isfile(path):
             raise PlateError(f"movie not found: {path}")
-        capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+        # the movie stays open (one decoder): checking it once, and opening what was checked, is enough
+        capture = cv2.VideoCapture(allowed_path(path, roots, "plate") if roots else path, cv2.CAP_FFMPEG)
         if not capture.isOpened():
             raise PlateError(f"cannot read {path}: OpenCV (FFmpeg) cannot open this movie")
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))

@@ -5,6 +5,10 @@ Everything that can be checked is checked before the model loads or a file is wr
 job fails in seconds and leaves nothing behind. The tracking itself, with matte
 upsampling and EXR writing in worker threads overlapping the model's work on the next
 frame, is `tracking.write_mattes` (tracking.py), shared with the bridge's interactive sessions.
+
+With `roots` (`rotobridge render --root`), a recipe is confined as a bridge's requests
+are: plate frames (checked again as each is read), mask prompt files, the OCIO config and
+the files it names, the model checkpoint and every matte must really lie inside them.
 """
 
 from __future__ import annotations
@@ -17,17 +21,18 @@ from typing import Callable, Sequence
 
 import numpy as np
 import OpenImageIO as oiio
-from fileseq.exceptions import ParseException
 from fileseq.frameset import FrameSet
 
 from rotobridge import recipe as recipes
 from rotobridge.errors import RecipeError
+from rotobridge.fields import frameset
 
 from . import model as models
 from . import tracking
 from .colour import ColourPipeline
 from .engine import Engine
-from .plate import Plate, open_plate
+from .plate import FILESEQ_ERRORS, Plate, open_plate
+from .security import allowed_path
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +60,30 @@ class Job:
     colour: ColourPipeline
     frames: list[int]
     masks: dict[tuple[int, int], np.ndarray]
+    #: folders every file must really lie in (none: no limit)
+    roots: tuple[str, ...] = ()
+
+    def resolve(self, path: str, what: str) -> str:
+        return _confined(self.recipe, self.roots, path, what)
 
     def close(self) -> None:
         self.plate.close()
+
+
+def _confined(recipe: recipes.Recipe, roots: Sequence[str], path: str, what: str) -> str:
+    """A recipe path made absolute and, with roots, its real path checked inside them (what to open)."""
+    full = recipe.resolve(path)
+    return allowed_path(full, roots, what) if roots else full
 
 
 def _select_frames(plate_frames: Sequence[int], frames: str | None) -> list[int]:
     if frames is None:
         return list(plate_frames)
     try:
+        frameset(frames, "--frames")  # refuses a huge range before fileseq builds it
         wanted = list(FrameSet(frames))
-    except ParseException:
-        raise RecipeError("--frames", f"{frames!r} is not a frame range such as '1001-1100'") from None
+    except FILESEQ_ERRORS:
+        raise RecipeError("--frames", f"{frames[:60]!r} is not a frame range such as '1001-1100'") from None
     outside = [f for f in wanted if f not in set(plate_frames)]
     if outside:
         raise RecipeError("--frames", f"frame {outside[0]} is outside the plate's frames {plate_frames[0]}-{plate_frames[-1]}")
@@ -89,28 +106,31 @@ def _read_mask(path: str, width: int, height: int, where: str) -> np.ndarray:
     return pixels[:, :, 0] > 0.5
 
 
-def prepare(recipe: recipes.Recipe, *, frames: str | None = None) -> Job:
-    """Everything a render needs that can fail cheaply, checked up front."""
+def prepare(recipe: recipes.Recipe, *, frames: str | None = None, roots: Sequence[str] = ()) -> Job:
+    """Everything a render needs that can fail cheaply, checked up front; `roots` confine every path."""
     p = recipe.plate
-    plate = open_plate(recipe.resolve(p.path), p.frames, layer=p.layer, part=p.part, first_frame=p.first_frame)
+    _confined(recipe, roots, recipe.output.path, "output")
+    if recipe.model.checkpoint:
+        _confined(recipe, roots, recipe.model.checkpoint, "model.checkpoint")
+    plate = open_plate(recipe.resolve(p.path), p.frames, layer=p.layer, part=p.part, first_frame=p.first_frame, roots=roots)
     try:
         display = plate.info.display
         recipes.check_against_plate(recipe, display.width, display.height, plate.info.frames)
         selected = _select_frames(plate.info.frames, frames)
         c = recipe.colour
-        colour = ColourPipeline(p.colourspace, config=recipe.resolve(c.config) if c.config else None, display=c.display, view=c.view)
-        masks = {
-            (obj.id, prompt.frame): _read_mask(
-                recipe.resolve(prompt.mask), display.width, display.height, f"objects[{i}].prompts[{j}].mask"
-            )
-            for i, obj in enumerate(recipe.objects)
-            for j, prompt in enumerate(obj.prompts)
-            if prompt.mask
-        }
+        config = recipe.resolve(c.config) if c.config else None
+        colour = ColourPipeline(p.colourspace, config=config, display=c.display, view=c.view, roots=roots)
+        masks = {}
+        for i, obj in enumerate(recipe.objects):
+            for j, prompt in enumerate(obj.prompts):
+                if prompt.mask:
+                    field = f"objects[{i}].prompts[{j}].mask"
+                    path = _confined(recipe, roots, prompt.mask, field)
+                    masks[(obj.id, prompt.frame)] = _read_mask(path, display.width, display.height, field)
     except BaseException:
         plate.close()
         raise
-    return Job(recipe, plate, colour, selected, masks)
+    return Job(recipe, plate, colour, selected, masks, tuple(roots))
 
 
 def run(
@@ -122,7 +142,7 @@ def run(
     cancel: threading.Event | None = None,
 ) -> RenderResult:
     recipe = job.recipe
-    writer = tracking.matte_writer(recipe, job.plate.info, job.colour, loaded, overwrite=overwrite)
+    writer = tracking.matte_writer(recipe, job.plate.info, job.colour, loaded, overwrite=overwrite, roots=job.roots)
     writer.check(job.frames)
     result = RenderResult(requested=list(job.frames))
     started = time.monotonic()
@@ -165,11 +185,12 @@ def render(
     overwrite: bool = False,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    roots: Sequence[str] = (),
 ) -> RenderResult:
     """Validate, load the model, propagate and write every requested frame's mattes."""
-    job = prepare(recipe, frames=frames)
+    job = prepare(recipe, frames=frames, roots=roots)
     try:
-        loaded = models.from_recipe(recipe.model, recipe.resolve, device)
+        loaded = models.from_recipe(recipe.model, lambda path: job.resolve(path, "model.checkpoint"), device)
         return run(job, loaded, overwrite=overwrite, progress=progress, cancel=cancel)
     finally:
         job.close()

@@ -2,29 +2,42 @@
 
 sam2's state is not thread-safe and a GPU runs one thing at a time anyway, so every engine
 call happens on this thread. Interactive tasks (a click, a preview) run before the next
-step of any propagation, and a propagation advances one frame per step, so a click waits
-at most about one frame of someone else's propagation. Propagations take turns.
+step of any propagation, and a propagation advances one object of one frame per step, so a
+click waits at most about one click's worth of someone else's propagation, however many
+objects it tracks. Propagations take turns.
+
+Tasks queue per client and the clients take turns, one task each: a client that sends a
+hundred requests delays another's click by at most one of them, not a hundred. Each
+client's own tasks run in the order it sent them. `pending` counts a client's tasks not
+finished yet, which the server caps (`protocol.MAX_PENDING`).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
-from typing import Callable, Protocol
+from collections import OrderedDict, deque
+from typing import Callable, Hashable, Protocol
 
 log = logging.getLogger(__name__)
 
 
 class Job(Protocol):
     def step(self) -> bool:
-        """Do about one frame of work; False once the job is over."""
+        """Do about one model pass (one object, one frame); False once the job is over."""
+
+
+#: The queue of the bridge's own tasks (closing expired sessions, shutting down).
+BRIDGE: Hashable = b""
 
 
 class Scheduler:
     def __init__(self) -> None:
         self._cv = threading.Condition()
-        self._tasks: deque[Callable[[], None]] = deque()
+        #: client -> its tasks not started yet; the first client's turn is next
+        self._queues: OrderedDict[Hashable, deque[Callable[[], None]]] = OrderedDict()
+        self._pending: dict[Hashable, int] = {}
+        self._waiting = 0
         self._jobs: deque[Job] = deque()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="rotobridge-device", daemon=True)
@@ -32,11 +45,18 @@ class Scheduler:
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, task: Callable[[], None]) -> None:
-        """Run `task` before any further propagation step (tasks run in submission order)."""
+    def submit(self, task: Callable[[], None], client: Hashable = BRIDGE) -> None:
+        """Run `task` before any further propagation step, in `client`'s turn (its tasks in submission order)."""
         with self._cv:
-            self._tasks.append(task)
+            self._queues.setdefault(client, deque()).append(task)
+            self._pending[client] = self._pending.get(client, 0) + 1
+            self._waiting += 1
             self._cv.notify()
+
+    def pending(self, client: Hashable) -> int:
+        """`client`'s tasks submitted and not finished (the one running included)."""
+        with self._cv:
+            return self._pending.get(client, 0)
 
     def add_job(self, job: Job) -> None:
         with self._cv:
@@ -46,7 +66,7 @@ class Scheduler:
     @property
     def waiting(self) -> int:
         """Interactive tasks not started yet."""
-        return len(self._tasks)
+        return self._waiting
 
     @property
     def jobs(self) -> int:
@@ -61,17 +81,42 @@ class Scheduler:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
+    def _next_task(self) -> tuple[Hashable, Callable[[], None]] | None:
+        """The first task of the client whose turn it is; that client goes to the back (lock held).
+
+        A client stays in line with an empty queue until its turn comes round again, so
+        one that sends its next request while its last one runs still waits its turn.
+        """
+        while self._waiting:
+            client, tasks = next(iter(self._queues.items()))
+            if not tasks:
+                del self._queues[client]
+                continue
+            self._queues.move_to_end(client)
+            self._waiting -= 1
+            return client, tasks.popleft()
+        return None
+
     def _run(self) -> None:
         while True:
             with self._cv:
-                while not (self._tasks or self._jobs or self._stopping):
+                while not (self._waiting or self._jobs or self._stopping):
                     self._cv.wait()
-                if not self._tasks and self._stopping:
+                if not self._waiting and self._stopping:
                     return
-                task = self._tasks.popleft() if self._tasks else None
-                job = self._jobs[0] if task is None else None
-            if task is not None:
-                _guarded(task)
+                turn = self._next_task()
+                job = self._jobs[0] if turn is None else None
+            if turn is not None:
+                client, task = turn
+                try:
+                    _guarded(task)
+                finally:
+                    with self._cv:
+                        left = self._pending[client] - 1
+                        if left:
+                            self._pending[client] = left
+                        else:
+                            del self._pending[client]
             elif job is not None:
                 alive = _guarded(job.step)
                 with self._cv:

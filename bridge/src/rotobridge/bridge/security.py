@@ -3,7 +3,8 @@
 A bridge reads plates and writes mattes wherever a client asks, so two rules hold:
 it listens on loopback only unless CURVE encryption with a list of authorized client
 keys is configured, and every path a client names must resolve (symlinks and `..`
-followed) inside one of the configured root folders.
+followed) inside one of the configured root folders. An `ipc://` socket is made private:
+its folder must be one only this user can open (docs/bridge.md, Threat model).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import ipaddress
 import logging
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Sequence
 
@@ -61,19 +63,64 @@ def check_bind_address(address: str, *, curve: bool) -> None:
 def allowed_path(path: str, roots: Sequence[str], what: str) -> str:
     """`path` resolved through symlinks and `..`, if that lies inside one of `roots` (real paths).
 
-    A frame-sequence pattern works as is: its file name part need not exist.
+    A frame-sequence pattern works as is: its file name part need not exist. Open the
+    returned real path, not `path`: it is the one that was checked.
     """
     if not os.path.isabs(path):
-        raise PathNotAllowedError(f"{what} {path!r} must be an absolute path as the bridge's machine sees it")
-    real = os.path.realpath(path)
-    for root in roots:
-        if os.path.commonpath([real, root]) == root:
-            return real
+        raise PathNotAllowedError(f"{what} {path[:200]!r} must be an absolute path as the bridge's machine sees it")
+    try:
+        real = os.path.realpath(path)
+        inside = any(os.path.commonpath([real, root]) == root for root in roots)
+    except (ValueError, UnicodeError):  # NUL, lone surrogates: no file has such a name
+        raise PathNotAllowedError(f"{what} {path[:200]!r} is not a valid path") from None
+    if inside:
+        return real
     via = f" (it resolves to {real})" if real != os.path.normpath(path) else ""
     raise PathNotAllowedError(
         f"{what} {path}{via} is outside the folders this bridge may use ({', '.join(roots)}); "
         "ask whoever runs the bridge to add its folder to `roots`"
     )
+
+
+def allowed_frames(paths: Sequence[str], roots: Sequence[str], what: str) -> None:
+    """`allowed_path` for many files at once: each folder resolved once, then only the files that are symlinks.
+
+    A file that is not a symlink lies where its folder really is, so a plate of 100,000
+    frames costs one `lstat` per frame, not a full `realpath`.
+    """
+    folders: dict[str, str] = {}
+    for path in paths:
+        folder, name = os.path.split(path)
+        if folder not in folders:
+            folders[folder] = allowed_path(folder or os.sep, roots, what)
+        if os.path.islink(path) or name in ("", ".", ".."):
+            allowed_path(path, roots, what)
+
+
+def private_ipc(address: str) -> str | None:
+    """Make an `ipc://PATH` address private: its folder made (mode 0700) or checked to be this user's alone.
+
+    A socket file in a folder others can enter lets every local user drive the bridge,
+    read under its roots and write mattes there, so such a folder is refused. Returns the
+    folder (None for tcp and Linux abstract `ipc://@name` sockets, which are not private).
+    """
+    if not address.startswith("ipc://") or address.startswith("ipc://@") or os.name == "nt":
+        return None
+    folder = os.path.dirname(os.path.abspath(os.path.expanduser(address[len("ipc://") :])))
+    if not os.path.isdir(folder):
+        try:
+            os.makedirs(folder, mode=0o700)
+        except OSError as exc:
+            raise ConfigError(f"address: cannot make the folder of {address}: {exc.strerror or exc}") from None
+    info = os.stat(folder)
+    if info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise ConfigError(
+            f"address: {address} would be in {folder}, which other users can open (mode "
+            f"{stat.S_IMODE(info.st_mode):o}, owner uid {info.st_uid}), so any local user could drive the bridge: "
+            f"make it private (chmod 700 {folder}) or use a folder only you can open, e.g. "
+            "ipc://$XDG_RUNTIME_DIR/rotobridge/bridge.sock"
+        )
+    return folder
 
 
 def write_keys(folder: str | os.PathLike[str], name: str) -> tuple[Path, Path]:

@@ -7,11 +7,18 @@ Whatever the worker has to send — replies, previews, job events — comes back
 queue and a wake-up socket, and the I/O thread sends it. Nothing a client sends can stop
 the loop: malformed messages get error replies, bugs become `internal` errors, and a
 client that vanished or stopped reading just loses its messages.
+
+The I/O thread is also where a session ends: `close` (and expiry) takes it off the list
+and marks it closed at once, so every later request, and every one still waiting for the
+worker, is answered `unknown_session`; the worker then frees it. The worker serves the
+clients in turn and each client may keep at most `protocol.MAX_PENDING` requests waiting,
+so a client that floods the bridge delays nobody else's clicks by more than one request.
 """
 
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import os
 import queue
@@ -26,14 +33,14 @@ import zmq
 
 from rotobridge import protocol
 from rotobridge import recipe as recipes
-from rotobridge.errors import ConfigError, ProtocolError, RotobridgeError, UnknownSessionError
+from rotobridge.errors import BusyError, ConfigError, ProtocolError, RotobridgeError, UnknownSessionError
 from rotobridge.version import __version__
 
 from .config import BridgeConfig
 from .logs import internal_error
 from .model import LoadedModel
 from .scheduler import Scheduler
-from .security import secure_server
+from .security import private_ipc, secure_server
 from .session import Session, checked_shot, preview
 
 log = logging.getLogger(__name__)
@@ -86,6 +93,7 @@ class Server:
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
+        self._io_thread = 0  # the ident of the thread running serve_forever
         self._error: BaseException | None = None
         #: request type → (handler, whether it runs on the device worker); the rest answer at once
         self._routes: dict[str, tuple[Handler, bool]] = {
@@ -107,13 +115,21 @@ class Server:
     # --- running -----------------------------------------------------------------------
 
     def serve_forever(self) -> None:
-        """Bind and serve on this thread until `stop()`; binding problems raise ConfigError."""
+        """Bind and serve on this thread until `stop()`; binding problems raise ConfigError.
+
+        Everything alive now (the model above all) is frozen out of the garbage collector
+        (`gc.freeze`): a full collection would otherwise walk it, a pause of ~0.3 s that the
+        click in progress would wait for whenever a flood of junk set one off.
+        """
+        self._io_thread = threading.get_ident()
+        gc.collect()
+        gc.freeze()
         context = zmq.Context()
         router = context.socket(zmq.ROUTER)
         auth = None
         try:
             router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a vanished client is an error we can drop, not a silent loss
-            router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a client reconnecting under its old identity takes over
+            # no ROUTER_HANDOVER: a peer naming the routing id of a connected one is refused, never handed its messages
             router.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_MESSAGE_BYTES)
             router.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)
             router.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
@@ -121,6 +137,7 @@ class Server:
             router.linger = 500  # let the last events (a closing session's `finished`) leave
             if self.config.curve_secret and self.config.curve_authorized:
                 auth = secure_server(router, context, self.config.curve_secret, self.config.curve_authorized)
+            private = private_ipc(self.config.address)
             try:
                 router.bind(self.config.address)
             except zmq.ZMQError as exc:
@@ -136,6 +153,13 @@ class Server:
                 ", ".join(self.roots),
                 "" if self.config.roots else " (default: the home folder)",
             )
+            if auth is None and private is None:
+                log.warning(
+                    "%s has no CURVE keys and is not a private ipc:// socket: every user of this machine can "
+                    "connect, read under the roots and write mattes there; on a shared machine use "
+                    "ipc://$XDG_RUNTIME_DIR/rotobridge/bridge.sock or CURVE keys (docs/bridge.md, Threat model)",
+                    self.endpoint,
+                )
             self._ready.set()
             self._loop(router)
         finally:
@@ -196,11 +220,22 @@ class Server:
                 next_sweep = time.monotonic() + SWEEP_SECONDS
 
     def _shutdown(self) -> None:
-        with self._lock:
-            sessions, self._sessions = list(self._sessions.values()), {}
-        for session in sessions:
+        for session in self._forget(lambda s: True):
             self.scheduler.submit(session.close)
         self.scheduler.stop()
+
+    def _forget(self, which: Callable[[Session], bool]) -> list[Session]:
+        """Take the sessions `which` picks off the list and mark them closed, atomically.
+
+        From here on no request reaches them: a lookup fails, and a request already
+        waiting for the worker finds `closed` set (`_answer`). Freeing them is the worker's.
+        """
+        with self._lock:
+            gone = [s for s in self._sessions.values() if which(s)]
+            for session in gone:
+                del self._sessions[session.id]
+                session.closed = True
+        return gone
 
     # --- messages in and out -------------------------------------------------------------
 
@@ -218,9 +253,14 @@ class Server:
             pass
 
     def _post(self, target: bytes | Session, frames: list[bytes]) -> None:
-        """Queue a message for the I/O thread (any thread); a Session means its current owner."""
+        """Queue a message for the I/O thread (any thread); a Session means its current owner.
+
+        The I/O thread flushes after every batch it reads, so only other threads wake it: a
+        wake-up per refusal would double what a flood of bad messages costs it.
+        """
         self._outbox.put((target, frames))
-        self._wake()
+        if threading.get_ident() != self._io_thread:
+            self._wake()
 
     def _flush(self, router: zmq.Socket[bytes]) -> None:
         while True:
@@ -243,14 +283,21 @@ class Server:
             rid = msg.id
             session = None
             args: tuple[Any, ...] = (identity, msg)
+            handler, on_worker = self._routes[msg.type]
+            if on_worker and msg.type != "close" and self.scheduler.pending(identity) >= protocol.MAX_PENDING:
+                raise BusyError(
+                    f"this client has {protocol.MAX_PENDING} requests waiting for the bridge (the most it may): "
+                    "wait for their replies, then send again"
+                )
             if "session" in protocol.REQUESTS[msg.type]:
                 session = self._session(msg["session"])
                 session.touch(identity)
                 args += (session,)
-            handler, on_worker = self._routes[msg.type]
+                if msg.type == "close":
+                    self._forget(lambda s: s is session)
             answer = functools.partial(self._answer, identity, msg, session, functools.partial(handler, *args))
             if on_worker:
-                self.scheduler.submit(answer)
+                self.scheduler.submit(answer, identity)
             else:
                 answer()
         except ProtocolError as exc:
@@ -274,6 +321,8 @@ class Server:
         """Run a request's handler and queue its reply; errors become error replies."""
         context = {"request": msg.id, **({"session": session.label} if session else {})}
         try:
+            if session is not None and session.closed and msg.type != "close":
+                raise UnknownSessionError(f"session {session.label}… was closed before this request ran: open the shot again")
             fields, binary = handle()
             frames = protocol.reply(msg.id, msg.type, fields, binary)
         except RotobridgeError as exc:
@@ -285,10 +334,7 @@ class Server:
 
     def _expire(self) -> None:
         now = time.monotonic()
-        with self._lock:
-            idle = [s for s in self._sessions.values() if s.idle_seconds(now) > self.config.session_timeout]
-            for session in idle:
-                del self._sessions[session.id]
+        idle = self._forget(lambda s: s.idle_seconds(now) > self.config.session_timeout)
         for session in idle:
             log.info("session expired after %.0f s idle; closing it", self.config.session_timeout, extra={"session": session.label})
             self.scheduler.submit(session.close)
@@ -296,7 +342,7 @@ class Server:
     # --- requests (docs/protocol.md) -------------------------------------------------------
 
     def _hello(self, identity: bytes, msg: protocol.Message) -> Result:
-        log.info("hello from %s (%s)", msg["client"][:80], identity.hex()[:8], extra={"request": msg.id})
+        log.info("hello from %r (%s)", msg["client"][:80], identity.hex()[:8], extra={"request": msg.id})
         return {
             "protocol": list(protocol.PROTOCOL_VERSION),
             "bridge_version": __version__,
@@ -325,6 +371,12 @@ class Server:
         return {"cancelled": job is not None}, []
 
     def _open(self, identity: bytes, msg: protocol.Message) -> Result:
+        with self._lock:
+            held = sum(s.owner == identity for s in self._sessions.values())
+        if held >= protocol.MAX_SESSIONS:
+            raise BusyError(
+                f"this client holds {held} sessions, the most it may ({protocol.MAX_SESSIONS} sessions): close one first"
+            )
         shot = checked_shot(msg.fields, self.roots, self.loaded, self.served)
         opened = Session(secrets.token_urlsafe(16), shot, self.loaded, self.served, self.roots)
         opened.touch(identity)
@@ -356,13 +408,14 @@ class Server:
             msg.id, msg["start"], msg["end"], msg["direction"], bool(msg.get("overwrite", False)),
             lambda frames: self._post(session, frames),
         )
-        self.scheduler.add_job(job)  # this is the worker thread: the job cannot step before the reply is queued
+        with self._lock:  # a close arriving now either sees the job (and stops it) or came first
+            if session.closed:
+                raise UnknownSessionError(f"session {session.label}… was closed: open the shot again")
+            self.scheduler.add_job(job)  # this is the worker thread: the job cannot step before the reply is queued
         log.info("propagating %d frame(s) %s", job.total, msg["direction"], extra={"session": session.label, "request": msg.id})
         return {"job": job.id}, []
 
     def _close(self, identity: bytes, msg: protocol.Message, session: Session) -> Result:
-        with self._lock:
-            self._sessions.pop(session.id, None)
-        session.close()
+        session.close()  # already off the list: the I/O thread took it off when the request arrived
         log.info("closed", extra={"session": session.label, "request": msg.id})
         return {}, []

@@ -3,9 +3,15 @@
 A session is what an artist's panel drives: clicks become prompts (kept as recipe
 prompts, so the session can always be exported as a recipe that `rotobridge render`
 reproduces), previews are computed from the engine's logits, and a propagation is a
-`PropagationJob` the device worker steps one frame at a time, through the same
+`PropagationJob` the device worker steps one object of one frame at a time, through the same
 `tracking.write_mattes` loop a batch render uses. A session is built and changed only on
-the device worker thread; the I/O thread only reads its owner, idle time and job.
+the device worker thread; the I/O thread only reads its owner, idle time and job, and marks
+it `closed` the moment a `close` (or expiry) takes it off the bridge's list: every request
+that has not started by then is answered `unknown_session`.
+
+Every file a session reads or writes is held to the bridge's roots when it is used, not
+only when the session opens: plate frames as they are read, matte folders as each matte is
+written, the OCIO config and the files it names before OCIO opens them.
 """
 
 from __future__ import annotations
@@ -25,10 +31,11 @@ from rotobridge.errors import BusyError, CancelledError, ModelError, NotTrackedE
 from rotobridge.protocol import Preview
 
 from . import tracking
-from .colour import ColourPipeline
+from .colour import ColourPipeline, config_file
 from .engine import Engine, FrameResult
 from .logs import internal_error
 from .mattes import matte_sequence, upsample_logits
+from .plate import FILESEQ_ERRORS
 from .model import LoadedModel
 from .plate import open_plate
 from .security import allowed_path
@@ -70,9 +77,12 @@ def checked_shot(fields: Mapping[str, Any], roots: Sequence[str], loaded: Loaded
         _check_model(recipes.parse_part("model", fields["model"], "model"), loaded, served)
     allowed_path(shot.plate.path, roots, "plate")
     allowed_path(shot.output.path, roots, "output")
-    if shot.colour.config and "://" not in shot.colour.config:
-        allowed_path(shot.colour.config, roots, "OCIO config")
-    matte_sequence(shot.output.path)
+    if shot.colour.config:
+        config_file(shot.colour.config, roots)  # only the exact built-in names skip the roots
+    try:
+        matte_sequence(shot.output.path)
+    except FILESEQ_ERRORS as exc:
+        raise RecipeError("output.path", f"fileseq cannot read this matte pattern: {exc}") from None
     return shot
 
 
@@ -100,12 +110,10 @@ class Session:
         self.served = served
         self.roots = roots
         p = shot.plate
-        self.plate = open_plate(p.path, p.frames, layer=p.layer, part=p.part, first_frame=p.first_frame)
+        self.plate = open_plate(p.path, p.frames, layer=p.layer, part=p.part, first_frame=p.first_frame, roots=roots)
         try:
-            for path in {self.plate.path(frame) for frame in self.plate.info.frames}:
-                allowed_path(path, roots, "plate file")  # a frame may be a symlink out
             c = shot.colour
-            self.colour = ColourPipeline(p.colourspace, config=c.config, display=c.display, view=c.view)
+            self.colour = ColourPipeline(p.colourspace, config=c.config, display=c.display, view=c.view, roots=roots)
             self.engine = Engine(loaded, self.plate, self.colour)
         except BaseException:
             self.plate.close()
@@ -117,6 +125,8 @@ class Session:
         #: the client identity that last used the session: where replies and job events go
         self.owner = b""
         self.last_used = time.monotonic()
+        #: set (by the I/O thread, under the server's lock) once the session left the bridge's list
+        self.closed = False
 
     # --- read by the I/O thread ----------------------------------------------------
 
@@ -180,6 +190,10 @@ class Session:
         clash = next((o.id for o in self.objects.values() if o.name == obj.name and o.id != obj.id), None)
         if clash is not None:
             raise RecipeError("object.name", f"{obj.name!r} is already the name of object {clash} in this session")
+        if obj.id not in self.objects and len(self.objects) >= recipes.MAX_OBJECTS:
+            raise RecipeError(
+                "object.id", f"the session has {len(self.objects)} objects, at most {recipes.MAX_OBJECTS} are allowed: remove one first"
+            )
         result = self.engine.add_points(prompt.frame, obj.id, prompt.points, prompt.labels, prompt.box)
         prompts = {p.frame: p for p in self.objects[obj.id].prompts} if obj.id in self.objects else {}
         prompts[prompt.frame] = prompt
@@ -239,7 +253,7 @@ class Session:
         self.direction = direction
         recipe = self.recipe()
         frames = [f for f in self.plate.info.frames if start <= f <= end]
-        writer = tracking.matte_writer(recipe, self.plate.info, self.colour, self.loaded, overwrite=overwrite)
+        writer = tracking.matte_writer(recipe, self.plate.info, self.colour, self.loaded, overwrite=overwrite, roots=self.roots)
         writer.check(frames)
         cancel = threading.Event()
         steps = tracking.write_mattes(self.engine, writer, list(self.objects), tracking.passes(recipe, frames), frames, cancel=cancel)
@@ -256,7 +270,7 @@ class Session:
 
 
 class PropagationJob:
-    """A propagation the device worker steps one frame at a time, emitting protocol events.
+    """A propagation the device worker steps one object of one frame at a time, emitting protocol events.
 
     `cancel` may be set from any thread; the job then stops before its next frame.
     """

@@ -50,9 +50,16 @@ def passes(recipe: recipes.Recipe, frames: Sequence[int]) -> list[tuple[int, int
 
 
 def matte_writer(
-    recipe: recipes.Recipe, info: PlateInfo, colour: ColourPipeline, loaded: models.LoadedModel, *, overwrite: bool
+    recipe: recipes.Recipe,
+    info: PlateInfo,
+    colour: ColourPipeline,
+    loaded: models.LoadedModel,
+    *,
+    overwrite: bool,
+    roots: Sequence[str] = (),
 ) -> MatteWriter:
-    """The writer of a recipe's mattes, with the metadata that says how they were made."""
+    """The writer of a recipe's mattes, with the metadata that says how they were made; with
+    `roots`, every matte must really land inside them."""
     return MatteWriter(
         recipe.resolve(recipe.output.path),
         info.display,
@@ -62,6 +69,7 @@ def matte_writer(
         binary=recipe.output.binary,
         overwrite=overwrite or recipe.output.overwrite,
         data_colourspace=colour.data_colourspace,
+        roots=roots,
         metadata={
             "rotobridge:version": __version__,
             "rotobridge:model": loaded.name,
@@ -97,8 +105,8 @@ def write_mattes(
     """Propagate `passes` and write each of `frames` once, upsampling and writing in the background.
 
     A generator so that a caller can interleave other model work between frames: each step
-    runs at most one frame of propagation, then yields the writes finished since the last
-    step, oldest first (often none). Frames no pass reaches get empty mattes at the end.
+    runs at most one object's model pass of one frame of propagation, then yields the writes
+    finished since the last step, oldest first (often none). Frames no pass reaches get empty mattes at the end.
     `objects` are engine object ids in the writer's channel order. At most
     MAX_PENDING_WRITES frames wait to be written, which bounds memory at 4K. On
     cancellation the writes under way finish (each is atomic) and are yielded before
@@ -124,7 +132,10 @@ def write_mattes(
 
     try:
         for start, end in passes:
-            for out in engine.propagate(start, end, cancel=cancel):
+            for out in engine.propagate_steps(start, end, cancel=cancel):
+                if out is None:  # between two objects of a frame: a point where other work may run
+                    yield finished(MAX_PENDING_WRITES)
+                    continue
                 ready = []
                 if out.frame in wanted and out.frame not in done:
                     done.add(out.frame)
