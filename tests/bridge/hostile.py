@@ -374,6 +374,7 @@ def flood(endpoint: str, root: Path, messages: int, seed: int, *, rate: float, r
 
     report = Report()
     artist, attacker = Peer(endpoint), Peer(endpoint)
+    process: multiprocessing.process.BaseProcess | None = None
     try:
         mine = artist.ok("open", **shot(root, "artist", frames=3))["session"]
         click = {"session": mine, "object": {"id": 1, "name": "car"}, "frame": 1002, "points": [[20, 20]], "labels": [1]}
@@ -418,7 +419,6 @@ def flood(endpoint: str, root: Path, messages: int, seed: int, *, rate: float, r
             time.sleep(0.05)
         answers, racer_sent, report.races, problems = results.get(timeout=120)
         report.seconds = time.monotonic() - started
-        process.join(30)
         report.answers = Counter(answers)
         report.messages = messages + racer_sent
         report.problems += problems
@@ -432,6 +432,11 @@ def flood(endpoint: str, root: Path, messages: int, seed: int, *, rate: float, r
         time.sleep(1)
         report.idle += [clicked() for _ in range(9)]
     finally:
+        if process is not None:
+            process.join(30)
+            if process.is_alive():  # the flood was cut short by a failure here: stop the attacker too
+                process.kill()
+                process.join()
         artist.close()
         attacker.close()
     return report

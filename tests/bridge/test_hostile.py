@@ -16,7 +16,7 @@ import statistics
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import PyOpenColorIO as ocio
@@ -38,6 +38,24 @@ from .wire import Peer, preview_planes
 
 CAR = {"id": 1, "name": "car"}
 HUGE = 10**400  # JSON digits no float can hold
+
+
+@pytest.fixture(autouse=True)
+def _close_peers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every Peer a test makes is closed when it ends, also when it fails: one left to the
+    garbage collector is destroyed wherever a collection happens to run, and pyzmq's
+    destroy can then block that thread (a later test's bridge, as it started)."""
+    made: list[Peer] = []
+    init = Peer.__init__
+
+    def remember(self: Peer, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(Peer, "__init__", remember)
+    yield
+    for peer in made:
+        peer.close()
 
 
 def _click(peer: Peer, session: str, frame: int = 1001, **prompt: Any) -> protocol.Message:
@@ -159,7 +177,7 @@ def test_expiry_closes_a_session_the_way_close_does(start_bridge: Any, tmp_path:
     peer = Peer(server.endpoint)
     session = peer.ok("open", **shot(tmp_path, frames=3))["session"]
     gate = threading.Event()
-    server.scheduler.submit(gate.wait)  # the device worker is held up
+    server.scheduler.submit(lambda: gate.wait(20) and None)  # the device worker is held up (not for ever, should the test fail)
     queued = [(peer.send(t, **f), t) for t, f in _behind(session) if t not in ("cancel", "close")]  # those two act at once
     deadline = time.monotonic() + 10
     while peer.ok("status")["sessions"] and time.monotonic() < deadline:
@@ -213,7 +231,7 @@ def test_a_client_holds_at_most_so_many_sessions_and_waiting_requests(start_brid
     sessions.append(greedy.ok("open", **fields)["session"])
 
     gate = threading.Event()
-    server.scheduler.submit(gate.wait)
+    server.scheduler.submit(lambda: gate.wait(20) and None)
     rids = [greedy.send("preview", session=sessions[0], frame=1001) for _ in range(protocol.MAX_PENDING + 5)]
     mine = artist.send("ping")
     answers = [greedy.reply(rid, timeout=2) for rid in rids[protocol.MAX_PENDING :]]  # refused while the worker is held

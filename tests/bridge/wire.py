@@ -94,6 +94,9 @@ class Peer:
         return self.wait_events(rid, timeout=timeout)[-1]
 
     def close(self) -> None:
+        """Close the socket and its context (again: nothing)."""
+        if self.socket.closed:
+            return
         self.socket.close(linger=0)
         self.context.term()
 

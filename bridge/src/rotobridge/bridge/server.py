@@ -18,7 +18,6 @@ so a client that floods the bridge delays nobody else's clicks by more than one 
 from __future__ import annotations
 
 import functools
-import gc
 import logging
 import os
 import queue
@@ -115,15 +114,8 @@ class Server:
     # --- running -----------------------------------------------------------------------
 
     def serve_forever(self) -> None:
-        """Bind and serve on this thread until `stop()`; binding problems raise ConfigError.
-
-        Everything alive now (the model above all) is frozen out of the garbage collector
-        (`gc.freeze`): a full collection would otherwise walk it, a pause of ~0.3 s that the
-        click in progress would wait for whenever a flood of junk set one off.
-        """
+        """Bind and serve on this thread until `stop()`; binding problems raise ConfigError."""
         self._io_thread = threading.get_ident()
-        gc.collect()
-        gc.freeze()
         context = zmq.Context()
         router = context.socket(zmq.ROUTER)
         auth = None
