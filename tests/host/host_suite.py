@@ -88,9 +88,23 @@ def _prompt_calls(host: HostHarness) -> int:
     return len(host.fake.last.called("prompt"))
 
 
-def _wait_for_points(host: HostHarness, points: list[tuple[float, float]]) -> None:
-    """Until the bridge has the object's clicks (a host may send a click in several steps)."""
-    host.pump(lambda: bool(_prompt_calls(host)) and host.fake.last.called("prompt")[-1].args["points"] == points)
+def _same_points(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> bool:
+    """Equal within a thousandth of a pixel: Blender keeps clip positions as 32-bit floats."""
+    return len(a) == len(b) and all(abs(p - q) < 1e-3 for pa, pb in zip(a, b) for p, q in zip(pa, pb))
+
+
+def _wait_for_points(host: HostHarness, points: list[tuple[float, float]], obj: int | None = None) -> None:
+    """Until the bridge has the object's clicks (a host may send a click in several steps).
+
+    With several objects, name the one: their prompts travel independently, so the last prompt
+    sent may be another object's.
+    """
+
+    def sent() -> bool:
+        calls = [c for c in host.fake.last.called("prompt") if obj is None or c.args["object"]["id"] == obj]
+        return bool(calls) and _same_points(calls[-1].args["points"], points)
+
+    host.pump(sent)
 
 
 def test_click_stores_the_prompt_in_the_host_and_sends_it(host: HostHarness) -> None:
@@ -142,7 +156,8 @@ def test_a_saved_scene_reopens_with_exactly_its_prompts(host: HostHarness) -> No
     host.click(car, 1001, 412.5, 220.25)
     host.click(car, 1001, 0.1, 857.9, positive=False)
     host.click(person, 1007, 2048.0, 0.0)
-    _wait_for_points(host, [(2048.0, 0.0)])
+    _wait_for_points(host, [(412.5, 220.25), (0.1, 857.9)], car)
+    _wait_for_points(host, [(2048.0, 0.0)], person)
     before = PromptModel.loads(host.stored())
     again = host.reload()
     assert PromptModel.loads(again.stored()).objects == before.objects
