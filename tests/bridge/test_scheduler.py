@@ -64,7 +64,7 @@ def test_a_failing_task_or_job_does_not_stop_the_worker() -> None:
     assert log.count("X") == 2 and log.count("Y") == 3 and scheduler.jobs == 0
 
 
-def test_clients_take_turns_one_task_each_and_pending_counts_them() -> None:
+def test_clients_take_turns_one_task_each_and_pending_counts_those_not_started() -> None:
     log: list[str] = []
     gate, running = threading.Event(), threading.Event()
     scheduler = Scheduler()
@@ -75,7 +75,8 @@ def test_clients_take_turns_one_task_each_and_pending_counts_them() -> None:
         scheduler.submit(lambda i=i: log.append(f"flood{i}"), b"flood")
     scheduler.submit(lambda: log.append("artist0"), b"artist")
     scheduler.submit(lambda: log.append("artist1"), b"artist")
-    assert scheduler.pending(b"flood") == 6 and scheduler.pending(b"artist") == 2 and scheduler.waiting == 7
+    # the running task counts no more: its reply may already be with the client, which may send again
+    assert scheduler.pending(b"flood") == 5 and scheduler.pending(b"artist") == 2 and scheduler.waiting == 7
     gate.set()
     scheduler.stop(10)
     # the artist's clicks wait for one flood task each, not for the whole flood; each client's own order holds

@@ -9,7 +9,9 @@ objects it tracks. Propagations take turns.
 Tasks queue per client and the clients take turns, one task each: a client that sends a
 hundred requests delays another's click by at most one of them, not a hundred. Each
 client's own tasks run in the order it sent them. `pending` counts a client's tasks not
-finished yet, which the server caps (`protocol.MAX_PENDING`).
+started yet, which the server caps (`protocol.MAX_PENDING`). A task counts no more once it
+starts: it queues its reply before it ends, so a client that has the reply and sends again
+must not find the request it was answered for still counted against it.
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ class Scheduler:
         self._cv = threading.Condition()
         #: client -> its tasks not started yet; the first client's turn is next
         self._queues: OrderedDict[Hashable, deque[Callable[[], None]]] = OrderedDict()
-        self._pending: dict[Hashable, int] = {}
         self._waiting = 0
         self._jobs: deque[Job] = deque()
         self._stopping = False
@@ -49,14 +50,13 @@ class Scheduler:
         """Run `task` before any further propagation step, in `client`'s turn (its tasks in submission order)."""
         with self._cv:
             self._queues.setdefault(client, deque()).append(task)
-            self._pending[client] = self._pending.get(client, 0) + 1
             self._waiting += 1
             self._cv.notify()
 
     def pending(self, client: Hashable) -> int:
-        """`client`'s tasks submitted and not finished (the one running included)."""
+        """`client`'s tasks submitted and not started yet."""
         with self._cv:
-            return self._pending.get(client, 0)
+            return len(self._queues.get(client, ()))
 
     def add_job(self, job: Job) -> None:
         with self._cv:
@@ -107,16 +107,7 @@ class Scheduler:
                 turn = self._next_task()
                 job = self._jobs[0] if turn is None else None
             if turn is not None:
-                client, task = turn
-                try:
-                    _guarded(task)
-                finally:
-                    with self._cv:
-                        left = self._pending[client] - 1
-                        if left:
-                            self._pending[client] = left
-                        else:
-                            del self._pending[client]
+                _guarded(turn[1])
             elif job is not None:
                 alive = _guarded(job.step)
                 with self._cv:
