@@ -211,7 +211,7 @@ def test_requests_over_the_limits_are_refused_at_once(start_bridge: Any, tmp_pat
         started = time.monotonic()
         got = peer.error(type_, **fields)
         assert got[0] == name and words in got[1], got
-        assert time.monotonic() - started < 1, type_
+        assert time.monotonic() - started < 2, type_  # unbounded, they took 3 to 15 s; 2 s leaves room for a loaded CI machine
     for i in range(1, recipes.MAX_OBJECTS + 1):
         assert peer.call("prompt", session=session, object={"id": i, "name": f"o{i}"}, frame=1001, box=[1, 1, 9, 9])["ok"]
     name, message = peer.error("prompt", session=session, object={"id": 999, "name": "one_more"}, frame=1001, box=[1, 1, 9, 9])
@@ -234,10 +234,10 @@ def test_a_client_holds_at_most_so_many_sessions_and_waiting_requests(start_brid
     server.scheduler.submit(lambda: gate.wait(20) and None)
     rids = [greedy.send("preview", session=sessions[0], frame=1001) for _ in range(protocol.MAX_PENDING + 5)]
     mine = artist.send("ping")
-    answers = [greedy.reply(rid, timeout=2) for rid in rids[protocol.MAX_PENDING :]]  # refused while the worker is held
+    answers = [greedy.reply(rid, timeout=5) for rid in rids[protocol.MAX_PENDING :]]  # refused while the worker is held
     assert {a["error"]["name"] for a in answers} == {"busy"}
     assert "requests waiting" in answers[0]["error"]["message"]
-    assert artist.reply(mine, timeout=2)["ok"]
+    assert artist.reply(mine, timeout=5)["ok"]
     gate.set()
     assert {greedy.reply(rid)["error"]["name"] for rid in rids[: protocol.MAX_PENDING]} == {"not_tracked"}
     greedy.close()
