@@ -1,0 +1,134 @@
+"""An evaluation run over a dataset: predictions made (or given), scored, resumable.
+
+Each sequence's scores are written to `<out>/sequences/<name>.json` (atomically) as soon
+as it is scored, and a sequence that already has that file is skipped, so an interrupted
+run resumes where it stopped. Scoring runs in a pool of processes, one sequence each.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+from ..mattes import atomic_file
+from . import semisupervised
+from .datasets import VideoSequence
+from .predictions import PredictionFolder
+from .scores import BOUNDARY_FRACTION, Convention, SequenceScores, evaluated_frames, score_sequence
+from .tracker import TrackerFactory
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    convention: Convention = Convention.VOS
+    skip_first_last: bool = True
+    tolerance: float = BOUNDARY_FRACTION
+
+
+def score_one(sequence: VideoSequence, predictions: str, options: ScoreOptions) -> SequenceScores:
+    """Score one sequence's predictions (in the benchmark's format under `predictions`)."""
+    annotated = sequence.annotated
+    first: tuple[int, ...] = ()
+    allowed = sequence.objects
+    if options.convention is Convention.DAVIS:
+        first = tuple(sequence.truth(annotated[0]))
+        allowed = tuple(range(1, max(first, default=0) + 1))
+    folder = PredictionFolder(predictions, sequence, allowed)
+    return score_sequence(
+        sequence.name,
+        sequence.truth,
+        folder.read,
+        evaluated_frames(annotated, options.skip_first_last),
+        sequence.shape,
+        convention=options.convention,
+        first_objects=first,
+        tolerance=options.tolerance,
+    )
+
+
+def _score_task(task: tuple[VideoSequence, str, ScoreOptions]) -> SequenceScores:
+    return score_one(*task)
+
+
+def scores_path(out: str, name: str) -> str:
+    return os.path.join(out, "sequences", f"{name}.json")
+
+
+def save_scores(out: str, scores: SequenceScores) -> None:
+    path = scores_path(out, scores.name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with atomic_file(path) as tmp, open(tmp, "w") as f:
+        json.dump(scores.to_json(), f)
+
+
+def load_scores(out: str, name: str) -> SequenceScores | None:
+    path = scores_path(out, name)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return SequenceScores.from_json(json.load(f))
+
+
+def score_dataset(
+    sequences: Sequence[VideoSequence],
+    predictions: str,
+    out: str,
+    options: ScoreOptions,
+    *,
+    workers: int = 2,
+    progress: Progress | None = None,
+) -> list[SequenceScores]:
+    """Every sequence's scores, in the dataset's order; those already in `out` are reused."""
+    done = {s.name: s for s in (load_scores(out, seq.name) for seq in sequences) if s is not None}
+    todo = [(seq, predictions, options) for seq in sequences if seq.name not in done]
+    for name in done:
+        if progress:
+            progress(name)
+    results: Iterator[SequenceScores]
+    if workers > 1 and len(todo) > 1:
+        pool = multiprocessing.get_context("forkserver").Pool(min(workers, len(todo)))
+        results = pool.imap_unordered(_score_task, todo)
+    else:
+        pool = None
+        results = map(_score_task, todo)
+    try:
+        for scores in results:
+            save_scores(out, scores)
+            done[scores.name] = scores
+            if progress:
+                progress(scores.name)
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+    return [done[seq.name] for seq in sequences]
+
+
+def run_semisupervised(
+    sequences: Sequence[VideoSequence],
+    trackers: TrackerFactory,
+    predictions: str,
+    out: str,
+    options: ScoreOptions,
+    *,
+    progress: Progress | None = None,
+) -> list[SequenceScores]:
+    """Predict (semi-supervised protocol) and score each sequence not yet scored in `out`."""
+    results = []
+    for sequence in sequences:
+        scores = load_scores(out, sequence.name)
+        if scores is None:
+            folder = PredictionFolder(predictions, sequence)
+            for frame, masks in semisupervised.predict(sequence, trackers):
+                folder.write(frame, masks)
+            scores = score_one(sequence, predictions, options)
+            save_scores(out, scores)
+        results.append(scores)
+        if progress:
+            progress(sequence.name)
+    return results
