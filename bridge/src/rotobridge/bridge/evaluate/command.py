@@ -94,21 +94,26 @@ def _score(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from .. import model as models
     from .. import registry
-    from .tracker import engine_trackers
+    from .tracker import TrackerFactory, engine_trackers
 
     sequences = datasets.load(args.format, args.dataset, split=args.split)
     if args.config and not args.checkpoint:
         raise DatasetError("--config needs --checkpoint")
-    spec = registry.get(args.model) if args.model else None
-    config = args.config or (spec.config if spec else "")
-    checkpoint = Path(args.checkpoint) if args.checkpoint else registry.checkpoints_dir() / (spec.filename if spec else "")
-    loaded = models.build(config, checkpoint, device=args.device, overrides=args.override or (), name=args.model)
-    if loaded.untrained:
-        log.warning("evaluating RANDOMLY INITIALISED weights: the scores measure the harness, not a model")
+
+    def trackers() -> TrackerFactory:
+        """The model, loaded only when a sequence is left to predict (a finished run resumes in seconds)."""
+        spec = registry.get(args.model) if args.model else None
+        config = args.config or (spec.config if spec else "")
+        checkpoint = Path(args.checkpoint) if args.checkpoint else registry.checkpoints_dir() / (spec.filename if spec else "")
+        loaded = models.build(config, checkpoint, device=args.device, overrides=args.override or (), name=args.model)
+        if loaded.untrained:
+            log.warning("evaluating RANDOMLY INITIALISED weights: the scores measure the harness, not a model")
+        return engine_trackers(loaded)
+
     options = _options(args)
     predictions = os.path.join(args.out, "predictions")
     with _bar(len(sequences), args.quiet) as bar:
         scores = runs.run_semisupervised(
-            sequences, engine_trackers(loaded), predictions, args.out, options, progress=lambda _: bar.update(1)
+            sequences, trackers, predictions, args.out, options, progress=lambda _: bar.update(1)
         )
     return _finish(args, args.dataset, scores, options)

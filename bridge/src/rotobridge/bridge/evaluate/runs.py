@@ -111,20 +111,26 @@ def score_dataset(
 
 def run_semisupervised(
     sequences: Sequence[VideoSequence],
-    trackers: TrackerFactory,
+    trackers: Callable[[], TrackerFactory],
     predictions: str,
     out: str,
     options: ScoreOptions,
     *,
     progress: Progress | None = None,
 ) -> list[SequenceScores]:
-    """Predict (semi-supervised protocol) and score each sequence not yet scored in `out`."""
+    """Predict (semi-supervised protocol) and score each sequence not yet scored in `out`.
+
+    `trackers` makes the tracker factory (loads the model); it is called only when some
+    sequence is left to predict, so a finished run resumes in seconds."""
     results = []
+    factory: TrackerFactory | None = None
     for sequence in sequences:
         scores = load_scores(out, sequence.name)
         if scores is None:
+            if factory is None:
+                factory = trackers()
             folder = PredictionFolder(predictions, sequence)
-            for frame, masks in semisupervised.predict(sequence, trackers):
+            for frame, masks in semisupervised.predict(sequence, factory):
                 folder.write(frame, masks)
             scores = score_one(sequence, predictions, options)
             save_scores(out, scores)

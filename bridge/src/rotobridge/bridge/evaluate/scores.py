@@ -150,11 +150,12 @@ class SequenceScores:
     present: dict[int, list[int]] = field(default_factory=dict)
 
     def per_object(self) -> dict[int, tuple[float, float]]:
-        """Object id → (mean J, mean F) over its scored frames."""
+        """Object id → (mean J, mean F) over its scored frames (objects with none left out)."""
         out = {}
         for obj in self.objects:
             rows = [s for s in self.frames if s.obj == obj]
-            out[obj] = (float(np.mean([s.j for s in rows])), float(np.mean([s.f for s in rows])))
+            if rows:
+                out[obj] = (float(np.mean([s.j for s in rows])), float(np.mean([s.f for s in rows])))
         return out
 
     def to_json(self) -> dict[str, object]:
