@@ -11,12 +11,11 @@ from __future__ import annotations
 import os
 from typing import Mapping, Sequence
 
+import cv2
 import numpy as np
 from PIL import Image
 
 from rotobridge.errors import DatasetError
-
-from ..mattes import atomic_file
 
 #: DAVIS's colour map (PASCAL VOC's bit-interleaved palette): index i's colour, for 256 indices.
 #: sam2's `vos_inference.py` writes predictions with this palette when the input has none.
@@ -68,7 +67,7 @@ def read_palette(path: str) -> list[int] | None:
 
 def split(labels: np.ndarray) -> dict[int, np.ndarray]:
     """Object id → boolean mask for each non-zero id of a label map."""
-    counts = np.bincount(labels.ravel(), minlength=256)
+    counts = cv2.calcHist([labels], [0], None, [256], [0, 256]).ravel()  # several times np.unique's speed
     return {int(i): labels == i for i in np.flatnonzero(counts) if i != 0}
 
 
@@ -76,6 +75,8 @@ def write_labels(path: str, labels: np.ndarray, palette: Sequence[int] = DAVIS_P
     """Write a uint8 label map as a palette PNG, atomically."""
     image = Image.fromarray(np.ascontiguousarray(labels, dtype=np.uint8), mode="L").convert("P")
     image.putpalette(list(palette))
+    from ..mattes import atomic_file  # here: scoring processes need not import torch
+
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with atomic_file(path) as tmp:
         image.save(tmp, format="PNG")

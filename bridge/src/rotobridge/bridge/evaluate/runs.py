@@ -2,7 +2,8 @@
 
 Each sequence's scores are written to `<out>/sequences/<name>.json` (atomically) as soon
 as it is scored, and a sequence that already has that file is skipped, so an interrupted
-run resumes where it stopped. Scoring runs in a pool of processes, one sequence each.
+run resumes where it stopped. Scoring runs in a pool of processes, one sequence each,
+which import nothing of the model side (no torch), so they start in a moment.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ import json
 import multiprocessing
 import os
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
-from ..mattes import atomic_file
-from . import semisupervised
 from .datasets import VideoSequence
 from .predictions import PredictionFolder
 from .scores import BOUNDARY_FRACTION, Convention, SequenceScores, evaluated_frames, score_sequence
-from .tracker import TrackerFactory
+
+if TYPE_CHECKING:
+    from .tracker import TrackerFactory
 
 Progress = Callable[[str], None]
 
@@ -60,6 +61,8 @@ def scores_path(out: str, name: str) -> str:
 
 
 def save_scores(out: str, scores: SequenceScores) -> None:
+    from ..mattes import atomic_file
+
     path = scores_path(out, scores.name)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with atomic_file(path) as tmp, open(tmp, "w") as f:
@@ -122,6 +125,8 @@ def run_semisupervised(
 
     `trackers` makes the tracker factory (loads the model); it is called only when some
     sequence is left to predict, so a finished run resumes in seconds."""
+    from . import semisupervised
+
     results = []
     factory: TrackerFactory | None = None
     for sequence in sequences:
