@@ -27,6 +27,7 @@ from rotobridge.bridge.plate import open_plate
 WIDTH, HEIGHT = 64, 48
 BACKGROUND = (0.5, 0.5, 0.5)
 COLOURS = {1: (0.95, 0.1, 0.1), 2: (0.1, 0.9, 0.1), 3: (0.1, 0.1, 0.95)}
+RECOLOUR = (0.95, 0.9, 0.1)
 #: DAVIS's first palette entries (PASCAL VOC): index 0..3
 PALETTE = [0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0] + [0] * (256 * 3 - 12)
 
@@ -39,6 +40,7 @@ class Obj:
     dx: float
     radius: float
     absent: tuple[int, ...] = ()  # frame indices without the object
+    recolour: int | None = None  # from this frame index on, the object is RECOLOUR
 
     def mask(self, index: int) -> np.ndarray:
         ys, xs = np.mgrid[0:HEIGHT, 0:WIDTH]
@@ -60,7 +62,8 @@ def picture(objects: Sequence[Obj], index: int) -> np.ndarray:
     rgb = np.empty((HEIGHT, WIDTH, 3), np.float32)
     rgb[:] = BACKGROUND
     for obj in objects:
-        rgb[obj.mask(index)] = COLOURS[obj.id]
+        changed = obj.recolour is not None and index >= obj.recolour
+        rgb[obj.mask(index)] = RECOLOUR if changed else COLOURS[obj.id]
     return rgb
 
 
@@ -169,13 +172,14 @@ def write_studio(root: str, frames: int = 5, objects: Sequence[Obj] = SCENES["be
 class ColourKeyTrackerDouble:
     """TEST DOUBLE of the model (never a default): an object is every pixel whose plate colour
     is within `tolerance` of the colour under its prompt (the mask's median, or the first
-    positive click), on every frame it is tracked to. Logits are ±10 at plate size."""
+    positive click) on the latest prompted frame at or before the frame tracked (the
+    earliest prompt before that). Logits are ±10 at plate size."""
 
     def __init__(self, sequence: VideoSequence, tolerance: float = 0.15) -> None:
         self.plate = open_plate(sequence.plate, sequence.frame_range, layer=sequence.layer)
         self.frames = self.plate.info.frames
         self.tolerance = tolerance
-        self.colours: dict[int, np.ndarray] = {}
+        self.colours: dict[int, dict[int, np.ndarray]] = {}  # object → prompted frame → colour
         self.start: dict[int, int] = {}
 
     def _pixels(self, frame: int) -> np.ndarray:
@@ -185,12 +189,16 @@ class ColourKeyTrackerDouble:
     def _result(self, frame: int) -> FrameResult:
         pixels = self._pixels(frame)
         ids = tuple(sorted(self.colours))
-        rows = [np.linalg.norm(pixels - self.colours[i], axis=2) < self.tolerance for i in ids]
+        rows = []
+        for i in ids:
+            prompted = sorted(self.colours[i])
+            key = max((f for f in prompted if f <= frame), default=prompted[0])
+            rows.append(np.linalg.norm(pixels - self.colours[i][key], axis=2) < self.tolerance)
         logits = torch.from_numpy(np.stack(rows)[:, None].astype(np.float32) * 20 - 10)
         return FrameResult(frame, ids, logits)
 
     def add_mask(self, frame: int, obj_id: int, mask: np.ndarray) -> FrameResult:
-        self.colours[obj_id] = np.median(self._pixels(frame)[mask], axis=0)
+        self.colours.setdefault(obj_id, {})[frame] = np.median(self._pixels(frame)[mask], axis=0)
         self.start.setdefault(obj_id, frame)
         return self._result(frame)
 
@@ -199,9 +207,10 @@ class ColourKeyTrackerDouble:
         box: Sequence[float] | None = None,
     ) -> FrameResult:
         positive = [p for p, label in zip(points, labels) if label == 1]
-        if positive and obj_id not in self.colours:
+        if positive:
             x, y = positive[0]
-            self.colours[obj_id] = self._pixels(frame)[int(y), int(x)]
+            self.colours.setdefault(obj_id, {})[frame] = self._pixels(frame)[int(y), int(x)]
+            self.start.setdefault(obj_id, frame)
         return self._result(frame)
 
     def propagate(self, start: int, end: int) -> Iterator[FrameResult]:

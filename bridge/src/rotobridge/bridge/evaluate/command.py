@@ -46,7 +46,7 @@ def add_parser(sub: Any) -> None:
     _common(score)
     score.set_defaults(run=_score)
 
-    run = esub.add_parser("run", help="run the semi-supervised protocol with a model, then score it")
+    run = esub.add_parser("run", help="run a protocol with a model on a dataset, then score it")
     run.add_argument("--dataset", required=True, metavar="DIR", help="the dataset's folder")
     which = run.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", metavar="NAME", help="registry model (checkpoint from checkpoints/)")
@@ -54,6 +54,10 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--checkpoint", metavar="PT", help="checkpoint file (with --config, or instead of the registry's)")
     run.add_argument("--override", action="append", metavar="KEY=VALUE", help="sam2 config override (repeatable)")
     run.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
+    run.add_argument("--protocol", default="semi-supervised", choices=["semi-supervised", "interactive"])
+    run.add_argument("--rounds", type=int, default=8, metavar="K", help="interactive: annotated frames, 1..K (default 8)")
+    run.add_argument("--mode", default="offline", choices=["offline", "online"], help="interactive: how frames are chosen")
+    run.add_argument("--seed", type=int, default=0, help="interactive: seed for ties between click positions")
     _common(run)
     run.set_defaults(run=_run)
 
@@ -110,6 +114,20 @@ def _run(args: argparse.Namespace) -> int:
             log.warning("evaluating RANDOMLY INITIALISED weights: the scores measure the harness, not a model")
         return engine_trackers(loaded)
 
+    if args.protocol == "interactive":
+        with _bar(len(sequences), args.quiet) as bar:
+            done = runs.run_interactive(
+                sequences, trackers, args.out, rounds=args.rounds, mode=args.mode, seed=args.seed,
+                progress=lambda _: bar.update(1),
+            )
+        from .interactive import curve
+
+        data = {
+            "dataset": f"{args.format}:{os.path.basename(os.path.normpath(args.dataset))}",
+            "protocol": "interactive", "mode": args.mode, "seed": args.seed, "curve": curve(done),
+        }
+        print(report.write_interactive(args.out, data), end="")
+        return 0
     options = _options(args)
     predictions = os.path.join(args.out, "predictions")
     with _bar(len(sequences), args.quiet) as bar:

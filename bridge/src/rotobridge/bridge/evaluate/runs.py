@@ -19,6 +19,7 @@ from .predictions import PredictionFolder
 from .scores import BOUNDARY_FRACTION, Convention, SequenceScores, evaluated_frames, score_sequence
 
 if TYPE_CHECKING:
+    from .interactive import Round
     from .tracker import TrackerFactory
 
 Progress = Callable[[str], None]
@@ -140,6 +141,40 @@ def run_semisupervised(
             scores = score_one(sequence, predictions, options)
             save_scores(out, scores)
         results.append(scores)
+        if progress:
+            progress(sequence.name)
+    return results
+
+
+def run_interactive(
+    sequences: Sequence[VideoSequence],
+    trackers: Callable[[], TrackerFactory],
+    out: str,
+    *,
+    rounds: int = 8,
+    mode: str = "offline",
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> list[list[Round]]:
+    """The interactive protocol on each sequence not yet done in `out` (`<out>/interactive/<name>.json`)."""
+    from ..mattes import atomic_file
+    from . import interactive
+
+    results = []
+    factory: TrackerFactory | None = None
+    for sequence in sequences:
+        path = os.path.join(out, "interactive", f"{sequence.name}.json")
+        if os.path.isfile(path):
+            with open(path) as f:
+                done = interactive.from_json(json.load(f))
+        else:
+            if factory is None:
+                factory = trackers()
+            done = interactive.run(sequence, factory, rounds=rounds, mode=mode, seed=seed)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with atomic_file(path) as tmp, open(tmp, "w") as f:
+                json.dump(interactive.to_json(sequence.name, done), f)
+        results.append(done)
         if progress:
             progress(sequence.name)
     return results
