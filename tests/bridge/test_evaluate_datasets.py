@@ -165,6 +165,7 @@ def test_score_command_agrees_with_vos_benchmark(tmp_path: Path, capsys: pytest.
     iou, _ = per_object[0]["bear"]
     bear2 = next(r for r in rows if r.startswith("bear,2,"))
     assert abs(100 * float(bear2.split(",")[2]) - iou[2]) < 1e-6
+    assert (out / "sequences.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # 7 frames, first and last not scored; objects once seen count on every later frame
     assert (out / "frames.csv").read_text().count("\n") == 1 + 5 * 3
 
