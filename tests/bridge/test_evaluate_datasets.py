@@ -214,3 +214,22 @@ def test_davis_convention_default_for_davis(tmp_path: Path) -> None:
     # vos counts it from its first appearance among the scored frames (3)
     assert davis.per_object()[2][0] == 0.5
     assert vos.per_object()[2][0] == 0.0
+
+
+def test_void_is_background_under_davis_and_an_object_under_vos(tmp_path: Path) -> None:
+    root = vos_data.write_davis(str(tmp_path / "davis"), scenes={"bear": SCENES["bear"]})
+    folder = tmp_path / "davis" / "Annotations" / "480p" / "bear"
+    for name in sorted(os.listdir(folder)):
+        labels = np.array(Image.open(folder / name))
+        labels[-3:, :] = 255  # a void strip along the bottom
+        image = Image.fromarray(labels)
+        image.putpalette(vos_data.PALETTE)
+        image.save(folder / name)
+    (seq,) = datasets.load("davis", root)
+    pred = PredictionFolder(str(tmp_path / "pred"), seq)
+    for frame in seq.frames:
+        pred.write(frame, {o: m for o, m in seq.truth(frame).items() if o != 255})
+    davis = runs.score_one(seq, str(tmp_path / "pred"), runs.ScoreOptions(Convention.DAVIS))
+    vos = runs.score_one(seq, str(tmp_path / "pred"), runs.ScoreOptions(Convention.VOS))
+    assert davis.objects == (1, 2) and davis.per_object() == {1: (1.0, 1.0), 2: (1.0, 1.0)}
+    assert vos.objects == (1, 2, 255) and vos.per_object()[255] == (0.0, 0.0)

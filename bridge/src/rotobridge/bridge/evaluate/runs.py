@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
+import numpy as np
+
 from .datasets import VideoSequence
 from .predictions import PredictionFolder
 from .scores import BOUNDARY_FRACTION, Convention, SequenceScores, evaluated_frames, score_sequence
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
     from .tracker import TrackerFactory
 
 Progress = Callable[[str], None]
+#: DAVIS's void label
+VOID = 255
 
 
 @dataclass(frozen=True)
@@ -37,13 +41,18 @@ def score_one(sequence: VideoSequence, predictions: str, options: ScoreOptions) 
     annotated = sequence.annotated
     first: tuple[int, ...] = ()
     allowed = sequence.objects
+    truth = sequence.truth
     if options.convention is Convention.DAVIS:
-        first = tuple(sequence.truth(annotated[0]))
+        # davis2017-evaluation turns void (255) into background before it counts objects
+        def truth(frame: int) -> dict[int, np.ndarray]:
+            return {obj: mask for obj, mask in sequence.truth(frame).items() if obj != VOID}
+
+        first = tuple(truth(annotated[0]))
         allowed = tuple(range(1, max(first, default=0) + 1))
     folder = PredictionFolder(predictions, sequence, allowed)
     return score_sequence(
         sequence.name,
-        sequence.truth,
+        truth,
         folder.read,
         evaluated_frames(annotated, options.skip_first_last),
         sequence.shape,
