@@ -37,7 +37,7 @@ from fileseq.frameset import FrameSet
 
 from rotobridge.errors import DatasetError
 
-from ..plate import FILESEQ_ERRORS, Window, crop_to_display
+from ..plate import FILESEQ_ERRORS, crop_to_display
 from . import masks as maskfiles
 
 FORMATS = ("davis", "mose", "youtube", "sav", "studio")
@@ -273,24 +273,16 @@ def _read_object(path: str, shape: tuple[int, int]) -> np.ndarray:
 
 
 def read_matte(path: str, shape: tuple[int, int]) -> np.ndarray:
-    """A truth matte through OpenImageIO: alpha (or the only channel) over the display window, > 0.5."""
-    image = oiio.ImageInput.open(path)
-    if image is None:
-        raise DatasetError(f"cannot read truth matte {path}: {oiio.geterror()}")
+    """A truth matte: alpha (or the only channel) over the display window, > 0.5."""
+    from ..mattes import read_alpha  # here: scoring processes need not import torch
+
     try:
-        spec = image.spec()
-        channel = spec.alpha_channel if spec.alpha_channel >= 0 else 0
-        pixels = image.read_image(0, 0, channel, channel + 1, oiio.FLOAT)
-    finally:
-        image.close()
-    if pixels is None:
-        raise DatasetError(f"cannot read truth matte {path}")
-    display = Window(spec.full_x, spec.full_y, spec.full_width, spec.full_height)
+        pixels, data, display = read_alpha(path)
+    except OSError as exc:
+        raise DatasetError(f"cannot read truth matte {path}: {exc}") from None
     if (display.height, display.width) != shape:
         raise DatasetError(f"{path}: matte is {display.width}x{display.height}, the plate is {shape[1]}x{shape[0]}")
-    data = Window(spec.x, spec.y, spec.width, spec.height)
-    plane = crop_to_display(pixels.reshape(spec.height, spec.width, 1), data, display)[:, :, 0]
-    return np.asarray(plane > 0.5)
+    return np.asarray(crop_to_display(pixels[:, :, None], data, display)[:, :, 0] > 0.5)
 
 
 def _frames(text: str, where: str) -> tuple[int, ...]:
