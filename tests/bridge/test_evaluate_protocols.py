@@ -154,3 +154,24 @@ def test_run_command_random_checkpoint(
     monkeypatch.setattr(models, "build", lambda *a, **k: pytest.fail("the model was loaded"))
     assert main(args) == 0
     assert not (out / "predictions" / "car" / "00001.png").exists()
+
+
+def test_overlap_rules_by_hand() -> None:
+    """One pixel both objects claim (logits 1 and 5), one only object 2 claims (3)."""
+    import torch
+
+    from rotobridge.bridge.evaluate.semisupervised import combine
+
+    logits = torch.tensor([[[1.0, -2.0]], [[5.0, 3.0]]])  # (objects 1, 2) x 1 x 2 pixels
+    joint = combine(logits, [1, 2], late=False, per_object=False)  # vos_inference: lowest id wins
+    assert joint[1].tolist() == [[True, False]] and joint[2].tolist() == [[False, True]]
+    late = combine(logits, [1, 2], late=True, per_object=False)  # non-overlap: highest logit wins
+    assert late[1].tolist() == [[False, False]] and late[2].tolist() == [[True, True]]
+    own = combine(logits, [1, 2], late=True, per_object=True)  # per-object files: each its own
+    assert own[1].tolist() == [[True, False]] and own[2].tolist() == [[True, True]]
+
+
+def test_youtube_uses_sams_late_object_rule(tmp_path: Path) -> None:
+    (seq,) = datasets.load("youtube", vos_data.write_youtube(str(tmp_path / "yt")))
+    (davis,) = datasets.load("davis", vos_data.write_davis(str(tmp_path / "davis"), scenes={"car": vos_data.SCENES["car"]}))
+    assert seq.late_objects and not davis.late_objects

@@ -71,6 +71,9 @@ class VideoSequence:
     layer: str | None = None
     config: str | None = None
     frame_range: str | None = None
+    #: the dataset's objects may first appear after the first frame (YouTube-VOS, SA-V):
+    #: sam2 evaluates them with --track_object_appearing_later_in_video
+    late_objects: bool = False
 
     @property
     def per_object(self) -> bool:
@@ -238,6 +241,7 @@ def youtube(root: str) -> list[VideoSequence]:
                     f"(object {obj} first appears there per {meta_path})"
                 )
         seq.starts = objects
+        seq.late_objects = True
         out.append(seq)
     return out
 
@@ -264,7 +268,9 @@ def sav(root: str) -> list[VideoSequence]:
                     starts[obj] = frame
         if not truth:
             raise DatasetError(f"missing annotations: no object folder with PNGs in {folder}")
-        out.append(VideoSequence(name, pattern, tuple(stems), stems, JPEG_COLOURSPACE, shape, truth, starts, "objects"))
+        out.append(
+            VideoSequence(name, pattern, tuple(stems), stems, JPEG_COLOURSPACE, shape, truth, starts, "objects", late_objects=True)
+        )
     return out
 
 

@@ -3,7 +3,8 @@
 Each object gets its truth mask as the prompt on its first annotated frame and is tracked
 forward to the end. When every object starts on the same frame (DAVIS, MOSE), all are
 tracked together and a pixel claimed by several objects goes to the lowest id, as
-`vos_inference` writes palette PNGs. When some start later (YouTube-VOS, SA-V: its
+`vos_inference` writes palette PNGs. When some start later, or the dataset is one where
+they may (YouTube-VOS, SA-V: sam2 runs them with
 `--track_object_appearing_later_in_video`), objects are tracked from their own first
 frame (one tracker per start frame: sam2 tracks objects independently, so this equals its
 one-object-at-a-time runs), absent before it, and a palette output gives each pixel to
@@ -61,7 +62,7 @@ def predict(sequence: VideoSequence, trackers: TrackerFactory) -> Iterator[tuple
         finally:
             tracker.close()
     ids = sorted(prompts)
-    late = len(groups) > 1
+    late = sequence.late_objects or len(groups) > 1
     for frame in sequence.frames:
         have = low.get(frame, {})
         if have:
