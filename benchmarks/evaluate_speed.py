@@ -1,12 +1,13 @@
 """Scoring must keep up with a benchmark: `rotobridge evaluate score` frames per second at 480p.
 
 Writes a DAVIS-format dataset (854x480 palette PNGs, `--sequences` videos of `--frames`
-frames, three moving objects each, one leaving and coming back) and predictions (the truth
-shifted and speckled), then times `runs.score_dataset` from reading the PNGs to the
+frames, `--objects` moving discs each (default 2: DAVIS 2017 val has 61 objects in 30
+videos), the last leaving and coming back) and predictions (the truth shifted and
+speckled), then times `runs.score_dataset` from reading the PNGs to the
 scores, with `--workers` processes (one sequence each). Goal: >= 200 frames/s on 2 cores.
 It also prints the CPU time one frame costs in a single process, which does not depend on
 what else the machine is running (wall-clock rates do, on a shared machine).
-    .venv/bin/python benchmarks/evaluate_speed.py [--sequences 8] [--frames 60] [--workers 2]
+    .venv/bin/python benchmarks/evaluate_speed.py [--sequences 8] [--frames 60] [--objects 2] [--workers 2]
 """
 
 from __future__ import annotations
@@ -33,21 +34,21 @@ def _save(path: Path, labels: np.ndarray) -> None:
     image.save(path)
 
 
-def write_dataset(root: Path, sequences: int, frames: int) -> Path:
+def write_dataset(root: Path, sequences: int, frames: int, objects: int = 2) -> Path:
     rng = np.random.default_rng(0)
     ys, xs = np.mgrid[0:HEIGHT, 0:WIDTH]
     for s in range(sequences):
         name = f"seq{s:02d}"
         for sub in ("JPEGImages/480p", "Annotations/480p", "pred"):
             (root / sub / name).mkdir(parents=True, exist_ok=True)
-        centres = rng.uniform((100, 100), (HEIGHT - 100, WIDTH - 100), size=(3, 2))
-        speeds = rng.uniform(-3, 3, size=(3, 2))
-        radii = rng.uniform(30, 90, size=3)
+        centres = rng.uniform((100, 100), (HEIGHT - 100, WIDTH - 100), size=(objects, 2))
+        speeds = rng.uniform(-3, 3, size=(objects, 2))
+        radii = rng.uniform(30, 90, size=objects)
         Image.new("RGB", (WIDTH, HEIGHT)).save(root / "JPEGImages/480p" / name / "00000.jpg")
         for f in range(frames):
             truth = np.zeros((HEIGHT, WIDTH), np.uint8)
-            for obj in range(3):
-                if obj == 2 and frames // 3 <= f < frames // 2:
+            for obj in range(objects):
+                if obj == objects - 1 and frames // 3 <= f < frames // 2:
                     continue  # away for a while
                 cy, cx = centres[obj] + speeds[obj] * f
                 truth[((ys - cy) / 1.3) ** 2 + (xs - cx) ** 2 < radii[obj] ** 2] = obj + 1
@@ -66,10 +67,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sequences", type=int, default=8)
     parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument("--objects", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        root = write_dataset(Path(tmp) / "davis", args.sequences, args.frames)
+        root = write_dataset(Path(tmp) / "davis", args.sequences, args.frames, args.objects)
         sequences = datasets.load("davis", str(root))
         # the CPU one frame costs, free of other processes' load: what 2 idle cores would reach
         started_cpu = time.process_time()
@@ -86,7 +88,7 @@ def main() -> None:
             seconds = time.perf_counter() - started
             scored = sum(len(s.evaluated) for s in results)
             print(
-                f"{convention.value:5s} convention: {scored} frames ({args.sequences} sequences, 3 objects, {WIDTH}x{HEIGHT}) "
+                f"{convention.value:5s} convention: {scored} frames ({args.sequences} sequences, {args.objects} objects, {WIDTH}x{HEIGHT}) "
                 f"in {seconds:.2f} s with {args.workers} worker(s): {scored / seconds:.0f} frames/s "
                 f"(goal >= 200 on 2 cores; process start-up included)"
             )
