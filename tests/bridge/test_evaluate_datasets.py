@@ -53,8 +53,8 @@ def test_youtube_reader_late_objects(tmp_path: Path) -> None:
 def test_sav_reader_per_object(tmp_path: Path) -> None:
     (seq,) = datasets.load("sav", vos_data.write_sav(str(tmp_path)))
     assert seq.frames == tuple(range(8)) and seq.annotated == [0, 4] and seq.per_object
-    assert seq.starts == {1: 0, 2: 4}
-    assert set(seq.truth(0)) == {1, 2} and not seq.truth(0)[2].any()
+    assert seq.starts == {0: 0, 1: 4}  # object 000 is a real object in SA-V
+    assert set(seq.truth(0)) == {0, 1} and seq.truth(0)[0].any() and not seq.truth(0)[1].any()
 
 
 def test_studio_reader_exr(tmp_path: Path) -> None:

@@ -74,10 +74,11 @@ def test_double_sav_per_object_files(tmp_path: Path) -> None:
     (seq,) = datasets.load("sav", vos_data.write_sav(str(tmp_path / "sav")))
     pred = tmp_path / "pred"
     (scores,) = runs.run_semisupervised([seq], Doubles, str(pred), str(tmp_path / "out"), runs.ScoreOptions(skip_first_last=False))
-    assert sorted(os.listdir(pred / "vid")) == ["001", "002"]
-    assert sorted(os.listdir(pred / "vid" / "002")) == [f"{i:05d}.png" for i in range(8)]
-    assert not np.array(Image.open(pred / "vid" / "002" / "00003.png")).any()  # before object 2 starts
-    assert scores.per_object() == {1: (1.0, 1.0), 2: (1.0, 1.0)}
+    assert sorted(os.listdir(pred / "vid")) == ["000", "001"]
+    assert sorted(os.listdir(pred / "vid" / "001")) == [f"{i:05d}.png" for i in range(8)]
+    assert not np.array(Image.open(pred / "vid" / "001" / "00003.png")).any()  # before object 001 starts
+    assert np.array(Image.open(pred / "vid" / "000" / "00003.png")).any()
+    assert scores.per_object() == {0: (1.0, 1.0), 1: (1.0, 1.0)}
 
 
 def test_double_studio_exr_shot(tmp_path: Path) -> None:

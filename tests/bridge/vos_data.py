@@ -127,14 +127,14 @@ def write_youtube(root: str, frames: int = 6, scenes: dict[str, list[Obj]] = LAT
 
 
 def write_sav(root: str, frames: int = 8, scenes: dict[str, list[Obj]] = LATE) -> str:
-    """SA-V: 24 fps JPEGs, per-object 0/1 PNGs on every 4th frame."""
+    """SA-V: 24 fps JPEGs, per-object 0/1 PNGs on every 4th frame, objects numbered from 000."""
     for name, objects in scenes.items():
         images = os.path.join(root, "JPEGImages_24fps", name)
         os.makedirs(images, exist_ok=True)
         for i in range(frames):
             _jpeg(os.path.join(images, f"{i:05d}.jpg"), picture(objects, i))
         for obj in objects:
-            folder = os.path.join(root, "Annotations_6fps", name, f"{obj.id:03d}")
+            folder = os.path.join(root, "Annotations_6fps", name, f"{obj.id - 1:03d}")  # SA-V counts from 000
             os.makedirs(folder, exist_ok=True)
             for i in range(0, frames, 4):
                 _png(os.path.join(folder, f"{i:05d}.png"), obj.mask(i).astype(np.uint8))

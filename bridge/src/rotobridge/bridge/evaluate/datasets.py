@@ -41,6 +41,8 @@ from ..plate import FILESEQ_ERRORS, crop_to_display
 from . import masks as maskfiles
 
 FORMATS = ("davis", "mose", "youtube", "sav", "studio")
+#: the `truth_files` key of a frame's label PNG (not an object id: SA-V numbers objects from 0)
+LABELS = -1
 JPEG_COLOURSPACE = "sRGB Encoded Rec.709 (sRGB)"
 _DIGITS = re.compile(r"^\d+$")
 
@@ -51,7 +53,7 @@ class VideoSequence:
 
     `frames` are plate frame numbers in order, `stems` the file name (without extension)
     each frame's prediction gets, `truth_files` the truth of each annotated frame: one
-    label PNG (key 0) or one file per object id. `starts` holds each object's first
+    label PNG (key LABELS) or one file per object id. `starts` holds each object's first
     annotated frame, where the semi-supervised protocol prompts it. `truth_format`:
     "labels" (palette PNGs; predictions are written the same way), "objects" (0/1 PNGs
     per object, SA-V) or "mattes" (studio truth mattes); predictions of the last two are
@@ -91,8 +93,8 @@ class VideoSequence:
     def truth(self, frame: int) -> dict[int, np.ndarray]:
         """Object id → boolean mask of an annotated frame; ids outside `objects` are refused."""
         files = self.truth_files[frame]
-        if 0 in files:
-            masks = maskfiles.split(maskfiles.read_labels(files[0], self.shape))
+        if LABELS in files:
+            masks = maskfiles.split(maskfiles.read_labels(files[LABELS], self.shape))
         else:
             read = read_matte if self.truth_format == "mattes" else _read_object
             masks = {obj: read(path, self.shape) for obj, path in files.items()}
@@ -151,20 +153,20 @@ def _spec(path: str) -> oiio.ImageSpec:
 
 
 def _label_truth(folder: str, stems: Mapping[int, str]) -> dict[int, dict[int, str]]:
-    """Annotated frame → {0: its label PNG}; a PNG with no frame of the video is refused."""
+    """Annotated frame → {LABELS: its label PNG}; a PNG with no frame of the video is refused."""
     out = {}
     for frame, stem in _numbered(folder, (".png",)).items():
         path = os.path.join(folder, f"{stem}.png")
         if frame not in stems:
             raise DatasetError(f"{path}: annotation for a frame the video does not have")
-        out[frame] = {0: path}
+        out[frame] = {LABELS: path}
     if not out:
         raise DatasetError(f"missing annotations: no PNG in {folder}")
     return out
 
 
 def _check_palette(files: Mapping[int, Mapping[int, str]]) -> list[int] | None:
-    first = files[min(files)][0]
+    first = files[min(files)][LABELS]
     try:
         return maskfiles.read_palette(first)
     except OSError as exc:
@@ -177,7 +179,7 @@ def _labelled(name: str, images: str, annotations: str, *, first_only: bool) -> 
     truth = _label_truth(annotations, stems)
     starts: dict[int, int] = {}
     for frame in sorted(truth)[: 1 if first_only else None]:
-        labels = maskfiles.read_labels(truth[frame][0], shape)
+        labels = maskfiles.read_labels(truth[frame][LABELS], shape)
         for obj in np.unique(labels).tolist():
             if obj != 0:
                 starts.setdefault(int(obj), frame)
@@ -233,7 +235,7 @@ def youtube(root: str) -> list[VideoSequence]:
         unknown = set(seq.starts) - set(objects)
         if unknown:
             frame = seq.starts[min(unknown)]
-            raise DatasetError(f"{seq.truth_files[frame][0]}: object {min(unknown)} is not in {meta_path}")
+            raise DatasetError(f"{seq.truth_files[frame][LABELS]}: object {min(unknown)} is not in {meta_path}")
         for obj, frame in objects.items():
             if frame not in seq.truth_files:
                 raise DatasetError(
