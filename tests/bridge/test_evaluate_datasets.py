@@ -180,6 +180,10 @@ def test_score_command_resumes_and_reports_delta(tmp_path: Path, capsys: pytest.
     perfect = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert (perfect["jf"], perfect["j"], perfect["f"], perfect["convention"]) == (1.0, 1.0, 1.0, "davis")
     assert perfect["reappearance"]["tracks"] == 3 and perfect["reappearance"]["with_disappearance"] == 1
+    # bear's object 2 is away on frames 2-3 and back on 4 (frames 1-4 scored): one reappearance, tracked perfectly
+    assert "Tracks with a disappearance: 33.3% (1 of 3); J&F after a reappearance (>= 1 absent frames): 100.0 (1 reappearances)" in (
+        tmp_path / "a" / "report.md"
+    ).read_text()
     capsys.readouterr()
     assert main([*args, "--predictions", str(tmp_path / "noisy"), "--out", str(tmp_path / "b"),
                  "--baseline", str(tmp_path / "a" / "summary.json")]) == 0

@@ -153,7 +153,13 @@ def write(out: str, data: dict[str, Any], sequences: Sequence[SequenceScores], b
     if baseline is not None:
         data = {**data, "baseline_jf": float(baseline["jf"])}
     _write_text(os.path.join(out, "summary.json"), json.dumps(data, indent=2) + "\n")
-    table = markdown([data], baseline)
+    back = data["reappearance"]
+    table = markdown([data], baseline) + (
+        f"\nTracks with a disappearance: {_pct(back['share_with_disappearance'])}% "
+        f"({back['with_disappearance']} of {back['tracks']}); J&F after a reappearance "
+        f"(>= {back['min_absent']} absent frames): {_pct(back['jf_after_reappearance'])} "
+        f"({back['reappearances']} reappearances)\n"
+    )
     _write_text(os.path.join(out, "report.md"), table)
     objects: list[list[object]] = [["sequence", "object", "J", "F", "J&F"]]
     frames: list[list[object]] = [["sequence", "frame", "object", "J", "F"]]
