@@ -52,7 +52,11 @@ install_members() {  # install_members VENV MEMBER...: editable installs of work
 
 echo "== bridge venv: .venv"
 make_venv .venv
-.venv/bin/pip install -q --disable-pip-version-check -r install/requirements-bridge.txt -r install/requirements-dev.txt
+.venv/bin/pip install -q --disable-pip-version-check -r install/requirements-bridge.txt -r install/requirements-dev.txt \
+    -r install/requirements-bridge-dev.txt
+# vos-benchmark (the evaluation tests' reference scorer) declares opencv-python, which
+# would clash with opencv-python-headless: its dependencies come from the files above.
+.venv/bin/pip install -q --disable-pip-version-check --no-deps vos-benchmark==0.1.0
 # sam2 1.1.0 is an sdist that builds against the torch above; no CUDA extension (NOTES.md).
 .venv/bin/python -c "import sam2" 2>/dev/null || \
     SAM2_BUILD_CUDA=0 .venv/bin/pip install -q --disable-pip-version-check --no-build-isolation sam2==1.1.0

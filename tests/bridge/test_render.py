@@ -218,3 +218,22 @@ def test_killing_the_render_leaves_no_partial_matte(tmp_path: Path, tiny_checkpo
     for name in finals:  # every file under a final name is a whole, readable matte
         channels, _ = read_matte(str(tmp_path / "mattes" / name))
         assert channels["car.A"].shape == (240, 320) and np.isfinite(channels["car.A"]).all()
+
+
+def test_mask_prompt_files_read_by_alpha_and_refused_by_name(tmp_path: Path) -> None:
+    """A mask prompt is its alpha (the only channel when it has none) > 0.5, the display size."""
+    from rotobridge.bridge.render import _read_mask
+    from rotobridge.errors import RecipeError
+
+    rgba = np.zeros((4, 6, 4), np.float32)
+    rgba[1:3, 2:5, 3] = 0.75  # alpha only: RGB stays 0
+    out = oiio.ImageOutput.create(str(tmp_path / "m.exr"))
+    spec = oiio.ImageSpec(6, 4, 4, oiio.FLOAT)
+    assert out is not None and out.open(str(tmp_path / "m.exr"), spec) and out.write_image(rgba)
+    out.close()
+    assert _read_mask(str(tmp_path / "m.exr"), 6, 4, "objects[0].prompts[0].mask").tolist() == (rgba[:, :, 3] > 0.5).tolist()
+    with pytest.raises(RecipeError, match=r"objects\[0\]\.prompts\[0\]\.mask: mask .*m\.exr must be 8x4"):
+        _read_mask(str(tmp_path / "m.exr"), 8, 4, "objects[0].prompts[0].mask")
+    (tmp_path / "junk.exr").write_bytes(b"not an image")
+    with pytest.raises(RecipeError, match=r"mask: cannot read mask .*junk\.exr"):
+        _read_mask(str(tmp_path / "junk.exr"), 6, 4, "mask")

@@ -30,24 +30,34 @@ def _layers(side: str) -> dict[str, int]:
 
 def _modules(side: str) -> dict[str, set[str]]:
     """Each module of a side (short name) → the rotobridge modules it imports (full names)."""
-    package, folder = SIDES[side]
+    top, folder = SIDES[side]
     out = {}
-    for path in sorted(folder.glob("*.py")):
-        if path.stem == "__init__":
-            continue
+    # a module is a .py file or a subpackage (all of its files: rotobridge.bridge.evaluate)
+    units = [(p.stem, [p]) for p in sorted(folder.glob("*.py")) if p.stem != "__init__"]
+    units += [(p.parent.name, sorted(p.parent.glob("*.py"))) for p in sorted(folder.glob("*/__init__.py"))]
+    for stem, paths in units:
         imported: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level:
-                base = package if node.level == 1 else package.rsplit(".", node.level - 1)[0]
-                names = [f"{base}.{node.module}"] if node.module else [f"{base}.{a.name}" for a in node.names]
-                imported.update(names)
-            elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ("rotobridge", "rotobridge_nuke"):
-                bare = node.module in ("rotobridge", "rotobridge.bridge")
-                imported.update(f"{node.module}.{a.name}" for a in node.names) if bare else imported.add(node.module)
-            elif isinstance(node, ast.Import):
-                imported.update(a.name for a in node.names if a.name.split(".")[0] in ("rotobridge", "rotobridge_nuke"))
-        out[path.stem] = imported
+        for path in paths:
+            package = top if path.parent == folder else f"{top}.{stem}"
+            imported |= _imports(path, package)
+        out[stem] = imported
     return out
+
+
+def _imports(path: Path, package: str) -> set[str]:
+    """The rotobridge modules one file imports (full names)."""
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package if node.level == 1 else package.rsplit(".", node.level - 1)[0]
+            names = [f"{base}.{node.module}"] if node.module else [f"{base}.{a.name}" for a in node.names]
+            imported.update(names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ("rotobridge", "rotobridge_nuke"):
+            bare = node.module in ("rotobridge", "rotobridge.bridge")
+            imported.update(f"{node.module}.{a.name}" for a in node.names) if bare else imported.add(node.module)
+        elif isinstance(node, ast.Import):
+            imported.update(a.name for a in node.names if a.name.split(".")[0] in ("rotobridge", "rotobridge_nuke"))
+    return imported
 
 
 @pytest.mark.parametrize("side", SIDES)

@@ -223,6 +223,14 @@ class ConfigError(RotobridgeError):
     title = "Bridge configuration"
 
 
+class DatasetError(RotobridgeError):
+    """An evaluation dataset or prediction folder is malformed; the message names the file."""
+
+    name = "bad_dataset"
+    exit_code = 9
+    title = "Evaluation data"
+
+
 class BridgeError(RotobridgeError):
     """An error reply whose name this plugin does not know (a newer bridge); `name` is the bridge's."""
 

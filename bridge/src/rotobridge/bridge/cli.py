@@ -236,6 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--timeout", type=float, default=5.0, metavar="S")
     status.add_argument("--json", action="store_true", help="print the reply as JSON")
     status.set_defaults(run=_status)
+
+    from .evaluate import command as evaluate
+
+    evaluate.add_parser(sub)
     return parser
 
 

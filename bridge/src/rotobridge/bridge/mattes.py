@@ -230,6 +230,26 @@ def read_matte(path: str) -> tuple[dict[str, np.ndarray], dict[str, object]]:
     return channels, header
 
 
+def read_alpha(path: str) -> tuple[np.ndarray, Window, Window]:
+    """An image's alpha channel (its first when it has none) as float32 (data height, data
+    width), with its data and display windows: how mask prompts and truth mattes are read.
+    OSError when OpenImageIO cannot read it."""
+    image = oiio.ImageInput.open(path)
+    if image is None:
+        raise OSError(oiio.geterror())
+    try:
+        spec = image.spec()
+        channel = spec.alpha_channel if spec.alpha_channel >= 0 else 0
+        pixels = image.read_image(0, 0, channel, channel + 1, oiio.FLOAT)
+        if pixels is None:
+            raise OSError(image.geterror())
+    finally:
+        image.close()
+    data = Window(spec.x, spec.y, spec.width, spec.height)
+    display = Window(spec.full_x, spec.full_y, spec.full_width, spec.full_height)
+    return pixels.reshape(spec.height, spec.width), data, display
+
+
 def read_display_mattes(path: str, display: Window) -> dict[str, np.ndarray]:
     """A matte file's channels as display-window planes (overscan cropped, uncovered 0): what an artist sees."""
     channels, header = read_matte(path)

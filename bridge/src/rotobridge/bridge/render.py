@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
-import OpenImageIO as oiio
 from fileseq.frameset import FrameSet
 
 from rotobridge import recipe as recipes
@@ -31,6 +30,7 @@ from . import model as models
 from . import tracking
 from .colour import ColourPipeline
 from .engine import Engine
+from .mattes import read_alpha
 from .plate import FILESEQ_ERRORS, Plate, open_plate
 from .security import allowed_path
 
@@ -92,18 +92,13 @@ def _select_frames(plate_frames: Sequence[int], frames: str | None) -> list[int]
 
 def _read_mask(path: str, width: int, height: int, where: str) -> np.ndarray:
     """A mask prompt file: its alpha (or only) channel, > 0.5, the plate's display size."""
-    image = oiio.ImageInput.open(path)
-    if image is None:
-        raise RecipeError(where, f"cannot read mask {path}: {oiio.geterror()}")
     try:
-        spec = image.spec()
-        channel = spec.alpha_channel if spec.alpha_channel >= 0 else 0
-        pixels = image.read_image(0, 0, channel, channel + 1, oiio.FLOAT)
-    finally:
-        image.close()
-    if pixels is None or pixels.shape[:2] != (height, width):
+        pixels, _, _ = read_alpha(path)
+    except OSError as exc:
+        raise RecipeError(where, f"cannot read mask {path}: {exc}") from None
+    if pixels.shape != (height, width):
         raise RecipeError(where, f"mask {path} must be {width}x{height} like the plate's display window")
-    return pixels[:, :, 0] > 0.5
+    return pixels > 0.5
 
 
 def prepare(recipe: recipes.Recipe, *, frames: str | None = None, roots: Sequence[str] = ()) -> Job:
