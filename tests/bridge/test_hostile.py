@@ -28,6 +28,7 @@ from rotobridge import recipe as recipes
 from rotobridge.bridge import cli
 from rotobridge.bridge import model as models
 from rotobridge.bridge import render as rendering
+from rotobridge.bridge.server import Server
 from rotobridge.errors import ConfigError, PathNotAllowedError
 
 from ..conftest import SMALL_SIZE, TINY_CONFIG
@@ -144,6 +145,18 @@ def _behind(session: str) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
+def _hold_worker(server: Server) -> threading.Event:
+    """Hold the device worker until the returned event is set (20 s at most, should the test fail).
+
+    Returns once the hold runs: a client whose turn comes first would otherwise have its
+    next request run before it, whatever the order they were submitted in.
+    """
+    gate, running = threading.Event(), threading.Event()
+    server.scheduler.submit(lambda: running.set() or gate.wait(20) and None)  # type: ignore[func-returns-value]
+    assert running.wait(10)
+    return gate
+
+
 def test_requests_racing_a_close_answer_unknown_session_and_start_nothing(start_bridge: Any, tmp_path: Path) -> None:
     server = start_bridge(tmp_path)
     peer, other = Peer(server.endpoint), Peer(server.endpoint)
@@ -176,8 +189,7 @@ def test_expiry_closes_a_session_the_way_close_does(start_bridge: Any, tmp_path:
     server = start_bridge(tmp_path, session_timeout=0.5)
     peer = Peer(server.endpoint)
     session = peer.ok("open", **shot(tmp_path, frames=3))["session"]
-    gate = threading.Event()
-    server.scheduler.submit(lambda: gate.wait(20) and None)  # the device worker is held up (not for ever, should the test fail)
+    gate = _hold_worker(server)
     queued = [(peer.send(t, **f), t) for t, f in _behind(session) if t not in ("cancel", "close")]  # those two act at once
     deadline = time.monotonic() + 10
     while peer.ok("status")["sessions"] and time.monotonic() < deadline:
@@ -230,8 +242,7 @@ def test_a_client_holds_at_most_so_many_sessions_and_waiting_requests(start_brid
     greedy.ok("close", session=sessions.pop())
     sessions.append(greedy.ok("open", **fields)["session"])
 
-    gate = threading.Event()
-    server.scheduler.submit(lambda: gate.wait(20) and None)
+    gate = _hold_worker(server)
     rids = [greedy.send("preview", session=sessions[0], frame=1001) for _ in range(protocol.MAX_PENDING + 5)]
     mine = artist.send("ping")
     answers = [greedy.reply(rid, timeout=5) for rid in rids[protocol.MAX_PENDING :]]  # refused while the worker is held
