@@ -67,6 +67,21 @@ def atomic_file(path: str) -> Iterator[str]:
         raise
 
 
+def remove_temporaries(path: str) -> list[str]:
+    """Remove the temporary files `atomic_file` left beside `path` when a process was killed
+    mid-write; returns their names. Only for files this caller alone writes."""
+    folder, name = os.path.split(path)
+    ext = os.path.splitext(name)[1]
+    removed = []
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.listdir(folder or "."):
+            if entry.startswith(f".{name}.") and entry.endswith(f".tmp{ext}"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(folder, entry))
+                    removed.append(entry)
+    return removed
+
+
 def _overlap(a: Window, b: Window) -> Window | None:
     x0, y0 = max(a.x, b.x), max(a.y, b.y)
     x1, y1 = min(a.x + a.width, b.x + b.width), min(a.y + a.height, b.y + b.height)
@@ -161,6 +176,25 @@ class MatteWriter:
                 pass
         except OSError as exc:
             raise OutputError(f"cannot write mattes to {folder}: {exc.strerror or exc}") from exc
+
+    def existing(self, frame: int) -> str | None:
+        """What is on disk for a frame: None (nothing), "whole" (reads back whole, with this
+        writer's channels, windows and metadata: the same recipe and model), "damaged" (does
+        not read back) or "other" (a whole matte made differently)."""
+        path = self.path(frame)
+        if not os.path.exists(path):
+            return None
+        try:
+            channels, header = read_matte(path)
+        except (OutputError, OSError):
+            return "damaged"
+        same = (
+            list(channels) == self.channels
+            and header["data_window"] == self.data
+            and header["display_window"] == self.display
+            and all(str(header.get(k)) == v for k, v in self._attributes.items() if k.startswith("rotobridge:"))
+        )
+        return "whole" if same else "other"
 
     def _pixels(self, logits: torch.Tensor | None) -> np.ndarray:
         """(data height, data width, N) half: mattes over the display window, put in the data window."""
