@@ -156,3 +156,25 @@ def test_resume_rerenders_damaged_mattes_and_refuses_another_recipes(
     recipe.write_text(json.dumps(data))
     assert cli.main(args) == MatteExistsError.exit_code
     assert "4 matte file(s) already exist" in capsys.readouterr().err
+
+
+def test_a_checkpoint_is_only_used_for_its_own_recipe_model_and_pass(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from rotobridge.bridge.checkpoint import Checkpoints
+
+    pattern = str(tmp_path / "m" / "sh010_sam.####.exr")
+    mine = Checkpoints(pattern, "recipe-a", "model-a")
+    key = mine.key(1001, reverse=False)
+    state = {"output_dict_per_obj": {0: {"non_cond_frame_outputs": {3: {"obj_ptr": torch.arange(4.0)}}}}}
+    path = mine.save(key, 1010, state)
+    assert os.path.basename(path) == "sh010_sam.tracking.forward.1001.pt"
+    loaded = mine.load(key, torch.device("cpu"))
+    assert loaded is not None and loaded.frame == 1010
+    assert torch.equal(loaded.state["output_dict_per_obj"][0]["non_cond_frame_outputs"][3]["obj_ptr"], torch.arange(4.0))
+    for other, why in [(Checkpoints(pattern, "recipe-b", "model-a"), "recipe"), (Checkpoints(pattern, "recipe-a", "model-b"), "model checkpoint")]:
+        caplog.clear()
+        assert other.load(other.key(1001, reverse=False), torch.device("cpu")) is None
+        assert f"made for another {why}" in caplog.text
+    assert mine.load(mine.key(1001, reverse=True), torch.device("cpu")) is None  # the backward pass has none
+    Path(path).write_bytes(b"damaged")
+    caplog.clear()
+    assert mine.load(key, torch.device("cpu")) is None and "cannot be read" in caplog.text
