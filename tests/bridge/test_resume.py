@@ -178,3 +178,17 @@ def test_a_checkpoint_is_only_used_for_its_own_recipe_model_and_pass(tmp_path: P
     Path(path).write_bytes(b"damaged")
     caplog.clear()
     assert mine.load(key, torch.device("cpu")) is None and "cannot be read" in caplog.text
+
+
+def test_with_roots_a_checkpoint_must_really_lie_inside_them(tmp_path: Path) -> None:
+    from rotobridge.bridge.checkpoint import Checkpoints
+    from rotobridge.errors import PathNotAllowedError
+
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    outside.mkdir()
+    root.mkdir()
+    (root / "m").symlink_to(outside)  # the matte folder swapped for a link out of the root
+    checkpoints = Checkpoints(str(root / "m" / "m.####.exr"), "r", "m", roots=[os.path.realpath(root)])
+    with pytest.raises(PathNotAllowedError, match="tracking checkpoint"):
+        checkpoints.save(checkpoints.key(1001, reverse=False), 1001, {})
+    assert list(outside.iterdir()) == []

@@ -16,11 +16,12 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
 from .mattes import atomic_file, matte_sequence, remove_temporaries
+from .security import allowed_path
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,10 @@ class Checkpoint:
 class Checkpoints:
     """The checkpoints of one shot's mattes, in the matte folder, saved every `every` frames."""
 
-    def __init__(self, matte_pattern: str, recipe_sha256: str, model_sha256: str, *, every: int = 10) -> None:
+    def __init__(
+        self, matte_pattern: str, recipe_sha256: str, model_sha256: str, *, every: int = 10, roots: Sequence[str] = ()
+    ) -> None:
+        """roots: folders a checkpoint must really lie in (`render --root`), checked at each use like the mattes."""
         if every < 1:
             raise ValueError("checkpoints need every >= 1 frame")
         sequence = matte_sequence(matte_pattern)
@@ -61,12 +65,14 @@ class Checkpoints:
         self.stem = os.path.basename(sequence.basename()).rstrip("._") or "mattes"
         self.recipe_sha256, self.model_sha256 = recipe_sha256, model_sha256
         self.every = every
+        self.roots = tuple(roots)
 
     def key(self, start: int, reverse: bool) -> PassKey:
         return PassKey(self.recipe_sha256, self.model_sha256, start, reverse)
 
     def path(self, key: PassKey) -> str:
-        return os.path.join(self.folder, f"{self.stem}.tracking.{key.direction}.{key.start}.pt")
+        path = os.path.join(self.folder, f"{self.stem}.tracking.{key.direction}.{key.start}.pt")
+        return allowed_path(path, self.roots, "tracking checkpoint") if self.roots else path
 
     def save(self, key: PassKey, frame: int, state: dict[str, Any]) -> str:
         """Write atomically: a kill mid-save leaves the previous checkpoint in place."""

@@ -160,6 +160,11 @@ class MatteWriter:
         """The matte file of a plate frame number (e.g. 1001)."""
         return self._sequence.frame(frame)
 
+    def checked_path(self, frame: int) -> str:
+        """The matte file to open: with roots, its real path, checked inside them."""
+        path = self.path(frame)
+        return allowed_path(path, self.roots, "matte") if self.roots else path
+
     def check(self, frames: Iterable[int]) -> None:
         """Fail before any rendering: existing mattes (unless overwrite), or an unwritable folder."""
         if self.roots:
@@ -181,7 +186,7 @@ class MatteWriter:
         """What is on disk for a frame: None (nothing), "whole" (reads back whole, with this
         writer's channels, windows and metadata: the same recipe and model), "damaged" (does
         not read back) or "other" (a whole matte made differently)."""
-        path = self.path(frame)
+        path = self.checked_path(frame)
         if not os.path.exists(path):
             return None
         try:
@@ -219,7 +224,7 @@ class MatteWriter:
     def write(self, frame: int, logits: torch.Tensor | None) -> str:
         """Write a frame's mattes (None → all zero, e.g. no object on this frame); returns the path."""
         path = self.path(frame)
-        target = allowed_path(path, self.roots, "matte") if self.roots else path  # written where it was checked
+        target = self.checked_path(frame)  # written where it was checked
         if not self.overwrite and os.path.exists(target):
             raise MatteExistsError([path])
         spec = oiio.ImageSpec(self.data.width, self.data.height, len(self.channels), oiio.HALF)

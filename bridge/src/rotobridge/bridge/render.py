@@ -150,7 +150,7 @@ def _on_disk(job: Job, writer: MatteWriter, overwrite: bool) -> list[int]:
     back; mattes made differently stay an error unless `overwrite`."""
     kept, other = [], []
     for frame in job.frames:
-        path = writer.path(frame)
+        path = writer.checked_path(frame)
         for name in remove_temporaries(path):
             log.info("removed a temporary file a stopped render left: %s", name)
         state = writer.existing(frame)
@@ -187,7 +187,7 @@ def run(
     if result.kept:
         log.info("%d of %d frame(s) already have whole mattes of this recipe and model: kept", len(result.kept), len(job.frames))
     checkpoints = (
-        Checkpoints(recipe.resolve(recipe.output.path), recipe.sha256(), loaded.sha256, every=checkpoint_every)
+        Checkpoints(recipe.resolve(recipe.output.path), recipe.sha256(), loaded.sha256, every=checkpoint_every, roots=job.roots)
         if resume
         else None
     )
