@@ -200,3 +200,18 @@ def test_a_backward_chain_run_before_the_forward_one_still_matches_one_render(
         want = read_matte(str(tmp_path / "whole" / f"m.{frame}.exr"))[0]["car.A"]
         got = read_matte(str(tmp_path / "chunks" / f"m.{frame}.exr"))[0]["car.A"]
         assert np.array_equal(want, got), frame
+
+
+def test_passes_of_chunks_cover_their_frames(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    from rotobridge import recipe as recipes
+    from rotobridge.bridge.tracking import passes
+
+    plate = list(range(1001, 1031))
+    both = recipes.load(_both(tmp_path, tiny_checkpoint))  # prompted on 1012
+    assert passes(both, [1012], plate, 16) == [(1012, 1012, False)]
+    assert passes(both, range(1004, 1012), plate, 16) == [(1012, 1028, False), (1012, 1004, True)]  # forward within reach first
+    assert passes(both, range(1004, 1012)) == [(1012, 1004, True)]  # a session's: no plate, no reach
+    backward = recipes.load(_recipe(tmp_path / "b.json", tiny_checkpoint, "p.####.exr", "1001-1030", tmp_path / "m", 1012,
+                                    propagate={"direction": "backward"}))
+    assert passes(backward, [1012], plate, 16) == [(1012, 1012, True)]
+    assert [t.frame_range for t in farm.plan(str(tmp_path / "b.json"), chunk_size=1)][:2] == ["1012", "1011"]

@@ -13,7 +13,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 import logging
 from dataclasses import dataclass, field
-from typing import Collection, Generator, Sequence
+from typing import Collection, Generator, NamedTuple, Sequence
 
 import torch
 
@@ -34,17 +34,26 @@ log = logging.getLogger(__name__)
 MAX_PENDING_WRITES = 3
 
 
+class Pass(NamedTuple):
+    """One propagation pass from `start` to `end` inclusive; `reverse` says the direction,
+    which start and end cannot when they are the same frame."""
+
+    start: int
+    end: int
+    reverse: bool
+
+
 def passes(
     recipe: recipes.Recipe,
     frames: Sequence[int],
     plate_frames: Sequence[int] | None = None,
     reach: int = 0,
-) -> list[tuple[int, int]]:
-    """The (start, end) propagation passes that cover `frames`, in order.
+) -> list[Pass]:
+    """The propagation passes that cover `frames`, in order.
 
     Forward starts at the first prompted frame and backward at the last, unless the recipe
     names a start; "both" runs forward then backward from the same start, as SAM 2's demo.
-    A backward pass is left out when it would only revisit its start. The backward half of
+    In "both", a backward pass is left out when it would only revisit its start. The backward half of
     "both" reads the memory of the forward frames within `reach` of the start, so with
     `plate_frames` the forward pass goes at least that far (or to the plate's end): a
     subset of frames (a farm chunk) then gets the mattes a whole-shot render gives.
@@ -54,16 +63,17 @@ def passes(
     start = recipe.propagate.start
     if start is None:
         start = prompted[-1] if direction == "backward" else prompted[0]
-    backward = direction in ("both", "backward") and min(frames) < start
+    # "both" leaves the start to the forward pass; backward-only tracks it too
+    backward = (direction == "both" and min(frames) < start) or (direction == "backward" and min(frames) <= start)
     out = []
     if direction in ("both", "forward") and (max(frames) >= start or (backward and plate_frames)):
         end = max(max(frames), start)
         if direction == "both" and backward and plate_frames:
             at = list(plate_frames).index(start)
             end = max(end, plate_frames[min(at + reach, len(plate_frames) - 1)])
-        out.append((start, end))
+        out.append(Pass(start, end, reverse=False))
     if backward:
-        out.append((start, min(frames)))
+        out.append(Pass(start, min(frames), reverse=True))
     return out
 
 
@@ -124,7 +134,7 @@ class Tracked:
 def _resume_point(
     engine: Engine,
     checkpoints: Checkpoints,
-    passes: Sequence[tuple[int, int]],
+    passes: Sequence[Pass],
     frames: Sequence[int],
     on_disk: set[int],
 ) -> tuple[int, Checkpoint | None]:
@@ -134,12 +144,11 @@ def _resume_point(
     whole) has its matte on disk; tracking then continues after its frame.
     """
     for index in reversed(range(len(passes))):
-        start, end = passes[index]
-        reverse = index > 0 or end < start
+        start, end, reverse = passes[index]
         checkpoint = checkpoints.load(checkpoints.key(start, reverse), engine.model.device)
         if checkpoint is None:
             continue
-        covered = {f for s, e in passes[:index] for f in frames if min(s, e) <= f <= max(s, e)}
+        covered = {f for s, e, _ in passes[:index] for f in frames if min(s, e) <= f <= max(s, e)}
         c = checkpoint.frame
         covered |= {f for f in frames if (c <= f <= start if reverse else start <= f <= c)}
         missing = sorted(covered - on_disk)
@@ -157,7 +166,7 @@ def write_mattes(
     engine: Engine,
     writer: MatteWriter,
     objects: Sequence[int],
-    passes: Sequence[tuple[int, int]],
+    passes: Sequence[Pass],
     frames: Sequence[int],
     *,
     cancel: threading.Event | None = None,
@@ -179,8 +188,7 @@ def write_mattes(
     `on_disk` (whole mattes of this recipe and model) are not written again, and a
     checkpoint is saved every `checkpoints.every` frames, at the last wanted frame of each
     pass and on cancellation — each after the mattes before it are on disk, so a
-    checkpoint never claims a frame that is not. The second pass (backward) of a recipe
-    is told apart from a forward one by its position, so (start, start) keeps its direction.
+    checkpoint never claims a frame that is not.
     """
     wanted = set(frames)
     done: set[int] = set(on_disk)
@@ -209,8 +217,7 @@ def write_mattes(
     saving: tuple[PassKey, int] | None = None  # the pass's key and the last frame tracked, to save on cancel
     try:
         for index in range(first, len(passes)):
-            start, end = passes[index]
-            reverse = index > 0 or end < start
+            start, end, reverse = passes[index]
             begin = None
             key = checkpoints.key(start, reverse) if checkpoints is not None else None
             in_pass = [f for f in frames if min(start, end) <= f <= max(start, end)]
