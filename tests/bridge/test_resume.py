@@ -192,3 +192,16 @@ def test_with_roots_a_checkpoint_must_really_lie_inside_them(tmp_path: Path) -> 
     with pytest.raises(PathNotAllowedError, match="tracking checkpoint"):
         checkpoints.save(checkpoints.key(1001, reverse=False), 1001, {})
     assert list(outside.iterdir()) == []
+
+
+def test_sigint_stops_like_sigterm(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    plate = write_sequence(tmp_path / "plate", "sh", FRAMES, 64, 48)
+    recipe = _recipe(tmp_path, tiny_checkpoint, plate, "out")
+    proc = _start(recipe, "--quiet")
+    _wait_for(tmp_path / "out", 1, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    written = [n for n in _files(tmp_path / "out") if n.endswith(".exr")]
+    assert proc.returncode == StoppedError.exit_code, err
+    assert f"stopped by SIGINT after writing {len(written)} of 12 frames" in err
+    assert _checkpoint_frame(tmp_path / "out") == 1000 + len(written) < 1012
