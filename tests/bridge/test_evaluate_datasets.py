@@ -201,7 +201,7 @@ def test_score_command_bad_input_exit_code(tmp_path: Path, capsys: pytest.Captur
     root = vos_data.write_davis(str(tmp_path / "davis"))
     code = main(["evaluate", "score", "--truth", root, "--predictions", str(tmp_path / "none"), "--format", "davis",
                  "--out", str(tmp_path / "out"), "--quiet"])
-    assert code == DatasetError.exit_code == 9
+    assert code == DatasetError.exit_code == 10
     assert f"rotobridge: bad_dataset: missing predictions folder: {tmp_path / 'none'}" in capsys.readouterr().err
 
 

@@ -215,6 +215,26 @@ class IntegrityError(ModelError):
     name = "integrity"
 
 
+class StoppedError(CancelledError):
+    """A render stopped by SIGTERM or SIGINT (a farm's pre-emption) after finishing the mattes
+    under way; every matte on disk is whole, and a rerun with ``--resume`` continues it.
+
+    Its own exit code, so a farm manager can tell "stopped, requeue" from "failed".
+    """
+
+    name = "stopped"
+    exit_code = 75  # EX_TEMPFAIL: try again
+    title = "Stopped"
+
+
+class FarmError(RotobridgeError):
+    """A farm job cannot be made or submitted (no Cuebot configured, a bad shot list or timeline); the message names the file or setting."""
+
+    name = "farm"
+    exit_code = 9
+    title = "Farm job"
+
+
 class ConfigError(RotobridgeError):
     """The bridge's configuration (file, environment or command line) is invalid; the message names the key."""
 
@@ -227,7 +247,7 @@ class DatasetError(RotobridgeError):
     """An evaluation dataset or prediction folder is malformed; the message names the file."""
 
     name = "bad_dataset"
-    exit_code = 9
+    exit_code = 10
     title = "Evaluation data"
 
 

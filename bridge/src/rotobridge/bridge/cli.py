@@ -1,13 +1,15 @@
 """`rotobridge`: the command line pipeline TDs and farm jobs run, and the bridge's own.
 
 Exit status: 0 only when every requested frame was written; otherwise the error's own
-code (see `rotobridge.errors`), 1 for an incomplete render or an unreachable bridge,
-130 when interrupted.
+code (`rotobridge.errors`; the table is in docs/farm.md), 1 for an incomplete render or
+an unreachable bridge, 75 when stopped by SIGTERM or SIGINT (rerun with --resume), 130
+when interrupted at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import logging
@@ -15,11 +17,11 @@ import os
 import signal
 import sys
 import threading
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from rotobridge import protocol
 from rotobridge import recipe as recipes
-from rotobridge.errors import CancelledError, ConfigError, RotobridgeError
+from rotobridge.errors import CancelledError, ConfigError, RotobridgeError, StoppedError
 from rotobridge.version import __version__
 
 from . import logs
@@ -27,48 +29,86 @@ from . import logs
 log = logging.getLogger("rotobridge")
 
 
-def _render(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+@contextlib.contextmanager
+def _stop_on_signals(cancel: threading.Event) -> Iterator[list[str]]:
+    """SIGTERM (a farm's pre-emption) and SIGINT ask the render to stop after the mattes under
+    way; yields the names of the signals received. A second SIGINT stops at once."""
+    received: list[str] = []
 
+    def handler(signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        if cancel.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        received.append(name)
+        cancel.set()
+        log.warning("%s received: stopping after the mattes being written", name)
+
+    if threading.current_thread() is not threading.main_thread():  # signals only reach the main thread
+        yield received
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _render(args: argparse.Namespace) -> int:
     from . import model as models
     from . import render as rendering
 
     recipe = recipes.load(args.recipe)
     roots = tuple(os.path.realpath(os.path.expanduser(root)) for root in args.root or ())
-    job = rendering.prepare(recipe, frames=args.frames, roots=roots)
     cancel = threading.Event()
-    try:
-        loaded = models.from_recipe(recipe.model, lambda path: job.resolve(path, "model.checkpoint"), args.device)
-        log.info(
-            "model %s on %s (checkpoint %s, sha256 %s)%s",
-            loaded.name,
-            loaded.device,
-            loaded.checkpoint,
-            loaded.sha256[:12],
-            " — UNTRAINED random weights" if loaded.untrained else "",
-        )
-        bar = tqdm(total=len(job.frames), unit="frame", desc="mattes", disable=args.quiet, file=sys.stderr)
+    with _stop_on_signals(cancel) as received:
+        job = rendering.prepare(recipe, frames=args.frames, roots=roots)
         try:
-            result = rendering.run(
-                job, loaded, overwrite=args.overwrite, progress=lambda frame, path: bar.update(1), cancel=cancel
+            loaded = models.from_recipe(recipe.model, lambda path: job.resolve(path, "model.checkpoint"), args.device)
+            log.info(
+                "model %s on %s (checkpoint %s, sha256 %s)%s",
+                loaded.name,
+                loaded.device,
+                loaded.checkpoint,
+                loaded.sha256[:12],
+                " — UNTRAINED random weights" if loaded.untrained else "",
             )
-        except KeyboardInterrupt:
-            cancel.set()
-            raise CancelledError(
-                f"interrupted after {bar.n} of {len(job.frames)} frames; the mattes written so far are complete"
-            ) from None
-        finally:
-            bar.close()
-        if args.qc:
-            from .qc import write_render_qc
+            written: list[int] = []
+            with logs.frame_progress(len(job.frames), quiet=args.quiet) as report:
+                def progress(frame: int, path: str, done: int) -> None:
+                    written.append(frame)
+                    report(frame, done)
 
-            write_render_qc(args.qc, job, sorted(result.written.items()))
-            log.info("QC picture: %s", args.qc)
-    finally:
-        job.close()
+                try:
+                    result = rendering.run(
+                        job, loaded, overwrite=args.overwrite, resume=args.resume,
+                        checkpoint_every=args.checkpoint_every, progress=progress, cancel=cancel,
+                    )
+                except KeyboardInterrupt:  # a second Ctrl-C: at once
+                    cancel.set()
+                    raise CancelledError(
+                        f"interrupted after writing {len(written)} of {len(job.frames)} frames; every matte on disk is whole"
+                    ) from None
+                except CancelledError:
+                    if not received:
+                        raise
+                    raise StoppedError(
+                        f"stopped by {received[0]} after writing {len(written)} of {len(job.frames)} frames; "
+                        "every matte on disk is whole; rerun with --resume to continue"
+                    ) from None
+            if args.qc:
+                from .qc import write_render_qc
+
+                write_render_qc(args.qc, job, sorted(result.written.items()))
+                log.info("QC picture: %s", args.qc)
+        finally:
+            job.close()
+    done = len(result.written) + len(result.kept)
     rate = len(result.written) / result.seconds if result.seconds else 0.0
     print(
-        f"rendered {len(result.written)}/{len(result.requested)} frames, {len(recipe.objects)} object(s), "
+        f"rendered {done}/{len(result.requested)} frames"
+        + (f" ({len(result.kept)} kept from an earlier run)" if result.kept else "")
+        + f", {len(recipe.objects)} object(s), tracked {result.tracked.frames} frame(s), "
         f"in {result.seconds:.1f} s ({rate:.2f} frames/s) -> {recipe.resolve(recipe.output.path)}"
         + (f"; {len(result.untracked)} frame(s) not reached by propagation are empty" if result.untracked else "")
     )
@@ -178,6 +218,103 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_text(path: str | None, text: str) -> None:
+    """To `path` atomically, or to stdout without one."""
+    if path is None:
+        sys.stdout.write(text)
+        return
+    from .mattes import atomic_file
+
+    with atomic_file(os.path.abspath(path)) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+    log.info("wrote %s", path)
+
+
+def _farm_openjd(args: argparse.Namespace) -> int:
+    from . import farm, openjd
+
+    tasks = farm.plan_all(args.recipes, frames=args.frames, chunk_size=args.chunk_size)
+    name = args.name or "rotobridge " + " ".join(farm.shot_name(r) for r in args.recipes)
+    template = openjd.job_template(tasks, name=name[:128], device=args.device, gpu=args.gpu)
+    _write_text(args.out, openjd.dumps(template))
+    return 0
+
+
+def _env_pairs(pairs: Sequence[str] | None) -> dict[str, str]:
+    out = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--env: {pair!r} is not NAME=VALUE")
+        out[key] = value
+    return out
+
+
+def _farm_opencue(args: argparse.Namespace) -> int:
+    from . import farm, opencue
+
+    tasks = farm.plan_all(args.recipes, frames=args.frames, chunk_size=args.chunk_size)
+    shots = [farm.shot_name(r) for r in args.recipes]
+    job = opencue.outline(
+        tasks,
+        name=args.name or "rotobridge_" + "_".join(shots),
+        show=args.show,
+        shot=args.shot or shots[0],
+        user=args.user or os.environ.get("USER", "rotobridge"),
+        device=args.device,
+        rotobridge=args.rotobridge,
+        cores=args.cores,
+        memory=args.memory,
+        tags=args.tag or ["gpu"],
+        env=_env_pairs(args.env),
+        checkpoint_every=args.checkpoint_every,
+    )
+    if args.out or not args.submit:
+        _write_text(args.out, opencue.serialise(job) + "\n")
+    if args.submit:
+        for name in opencue.submit(job):
+            print(f"submitted OpenCue job {name}")
+    return 0
+
+
+def _sets(pairs: Sequence[str] | None) -> dict[str, str]:
+    try:
+        return _env_pairs(pairs)
+    except ConfigError:
+        raise ConfigError(f"--set: each is NAME=VALUE, got {list(pairs or ())}") from None
+
+
+def _template(args: argparse.Namespace) -> int:
+    from . import shots
+
+    template = shots.load_json(args.template, "recipe template")
+    shot = {"SHOT": args.shot, **({"SEQ": args.seq} if args.seq else {})}
+    out = os.path.abspath(args.out)
+    recipe = shots.recipe_from_template(template, shots.variables(shot, _sets(args.set)), os.path.dirname(out))
+    shots.write_recipe(recipe, out)
+    print(out)
+    return 0
+
+
+def _shots(args: argparse.Namespace) -> int:
+    from . import shots
+
+    for path in shots.recipes_from_timeline(args.timeline, args.template, args.prompts, args.out, _sets(args.set)):
+        print(path)
+    return 0
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rotobridge", description="SAM 2 mattes for compositing.")
     parser.add_argument("--version", action="version", version=f"rotobridge {__version__}")
@@ -191,12 +328,65 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
     render.add_argument("--overwrite", action="store_true", help="replace existing mattes")
     render.add_argument("--qc", metavar="PNG", help="also write a QC picture: mattes over the plate")
-    render.add_argument("--quiet", action="store_true", help="no progress bar")
+    render.add_argument("--quiet", action="store_true", help="no progress (a bar on a terminal, else one line per frame)")
+    render.add_argument(
+        "--resume", action="store_true",
+        help="keep whole mattes of this recipe and model already written, continue tracking from the "
+        "latest checkpoint, save checkpoints beside the mattes (farm tasks always pass it)",
+    )
+    render.add_argument(
+        "--checkpoint-every", type=_positive, default=10, metavar="N",
+        help="with --resume: frames between tracking checkpoints (default 10)",
+    )
     render.add_argument(
         "--root", action="append", metavar="DIR",
         help="confine the recipe: plate, masks, OCIO config and its files, checkpoint and mattes must lie in one of these (repeatable)",
     )
     render.set_defaults(run=_render)
+
+    farm = sub.add_parser("farm", help="farm jobs for recipes: chained chunks (docs/farm.md)")
+    fsub = farm.add_subparsers(dest="kind", required=True)
+    for kind, help_text in (("openjd", "an Open Job Description job template (Deadline Cloud, openjd run)"),
+                            ("opencue", "an OpenCue job (pyoutline), written as XML or submitted")):
+        f = fsub.add_parser(kind, help=help_text)
+        f.add_argument("recipes", nargs="+", metavar="RECIPE", help="recipe JSON files, one shot each")
+        f.add_argument("--frames", help="subset of each plate's frames (default all)")
+        f.add_argument("--chunk-size", type=_positive, default=10, metavar="N", help="frames per task (default 10)")
+        f.add_argument("--name", help="job name")
+        f.add_argument("--out", metavar="FILE", help="write here (default stdout)")
+        if kind == "openjd":
+            f.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"], help="the Device parameter's default")
+            f.add_argument("--gpu", action="store_true", help="steps need a host with a GPU (amount.worker.gpu >= 1)")
+            f.set_defaults(run=_farm_openjd)
+        else:
+            f.add_argument("--device", default="cuda", choices=["auto", "cuda", "mps", "cpu"])
+            f.add_argument("--show", default="rotobridge", help="OpenCue show")
+            f.add_argument("--shot", help="OpenCue shot (default the first recipe's name)")
+            f.add_argument("--user", help="OpenCue user (default $USER)")
+            f.add_argument("--rotobridge", default="rotobridge", metavar="CMD", help="the rotobridge command on the render hosts")
+            f.add_argument("--cores", type=float, default=2.0)
+            f.add_argument("--memory", default="8g", help="memory per frame, e.g. 8g")
+            f.add_argument("--tag", action="append", help="host tag (repeatable; default gpu)")
+            f.add_argument("--env", action="append", metavar="NAME=VALUE", help="environment of every layer (repeatable)")
+            f.add_argument("--checkpoint-every", type=_positive, default=10, metavar="N")
+            f.add_argument("--submit", action="store_true", help="submit to the Cuebot named by $CUEBOT_HOSTS")
+            f.set_defaults(run=_farm_opencue)
+
+    template = sub.add_parser("template", help="a recipe from a recipe template with ${SHOT}, ${SEQ}, --set and environment variables")
+    template.add_argument("template", help="recipe template JSON")
+    template.add_argument("--shot", required=True, help="the value of ${SHOT}")
+    template.add_argument("--seq", help="the value of ${SEQ}")
+    template.add_argument("--set", action="append", metavar="NAME=VALUE", help="a template variable (repeatable; beats the environment)")
+    template.add_argument("--out", required=True, metavar="RECIPE", help="the recipe to write")
+    template.set_defaults(run=_template)
+
+    shots_cmd = sub.add_parser("shots", help="one recipe per clip of an OpenTimelineIO edit")
+    shots_cmd.add_argument("timeline", help="edit, e.g. EDIT.otio")
+    shots_cmd.add_argument("--template", required=True, help="recipe template JSON (${PLATE}, ${FRAMES}, ${SHOT}, ${SEQ}, ...)")
+    shots_cmd.add_argument("--prompts", required=True, metavar="PATTERN", help="each shot's prompt file, e.g. prompts/${SHOT}.json")
+    shots_cmd.add_argument("--out", required=True, metavar="DIR", help="folder the recipes go to, as <SHOT>.json")
+    shots_cmd.add_argument("--set", action="append", metavar="NAME=VALUE", help="a template variable (repeatable)")
+    shots_cmd.set_defaults(run=_shots)
 
     checkpoint = sub.add_parser("checkpoint", help="checkpoint tools")
     csub = checkpoint.add_subparsers(dest="action", required=True)

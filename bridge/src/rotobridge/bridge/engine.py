@@ -169,6 +169,11 @@ class Engine:
         except KeyError:
             raise RecipeError(field, f"frame {frame} is not in the plate ({self.frames[0]}-{self.frames[-1]})") from None
 
+    def next_frame(self, frame: int, reverse: bool = False) -> int | None:
+        """The plate frame after `frame` in a pass's direction; None past the plate's end."""
+        at = self.index(frame) + (-1 if reverse else 1)
+        return self.frames[at] if 0 <= at < len(self.frames) else None
+
     def _normalise(self, xy: torch.Tensor) -> torch.Tensor:
         # The same float ops sam2 applies with normalize_coords=True (it then scales by image_size).
         return xy / torch.tensor([self.width, self.height])
@@ -259,15 +264,23 @@ class Engine:
         end: int,
         *,
         cancel: threading.Event | None = None,
+        begin: int | None = None,
+        reverse: bool | None = None,
     ) -> Iterator[FrameResult | None]:
         """`propagate`, yielding None after each object of a frame but the last: the points
         where a caller may do other work (the bridge's device worker serves other artists'
-        clicks there, so a frame of many objects does not hold them up)."""
+        clicks there, so a frame of many objects does not hold them up).
+
+        `begin`: continue the pass from `start` at this frame (after `restore`), keeping the
+        same memory a pass from `start` keeps. `reverse` gives the direction when start ==
+        end, where it cannot be told from them (default forward)."""
         predictor = self.predictor
         state = self.state
         first, last = self.index(start, "start"), self.index(end, "end")
-        reverse = last < first
-        order = list(range(first, last - 1, -1) if reverse else range(first, last + 1))
+        if reverse is None:
+            reverse = last < first
+        at = first if begin is None else self.index(begin, "begin")
+        order = list(range(at, last - 1, -1) if reverse else range(at, last + 1))
         yield from self._preflight()
         self.source.plan(order)
         keep = self._protected(first)
@@ -304,6 +317,34 @@ class Engine:
                     yield None
             logits = torch.cat(masks, dim=0) if masks else torch.empty(0)
             yield FrameResult(self.frames[frame_idx], tuple(state["obj_ids"]), logits.float())
+
+    #: The parts of sam2's inference state that tracking builds (the rest are caches and the frames).
+    TRACKING_STATE = (
+        "obj_id_to_idx",
+        "obj_idx_to_id",
+        "obj_ids",
+        "point_inputs_per_obj",
+        "mask_inputs_per_obj",
+        "output_dict_per_obj",
+        "frames_tracked_per_obj",
+    )
+
+    def snapshot(self) -> dict[str, Any]:
+        """What tracking needs to continue, between frames of a pass: sam2's per-object
+        outputs the engine still holds (prompted frames, and the frames within memory reach,
+        dropped beyond it) and its object and prompt bookkeeping. References, not copies:
+        serialise it before tracking goes on."""
+        state = self.state
+        if any(out[key] for out in state["temp_output_dict_per_obj"].values() for key in out):
+            raise RuntimeError("snapshot between propagation frames only: prompts are not yet consolidated")
+        return {key: state[key] for key in self.TRACKING_STATE}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Put a `snapshot` (e.g. loaded from a checkpoint) back: tracking continues as if it had never stopped."""
+        self.state.update({key: snapshot[key] for key in self.TRACKING_STATE})
+        self.state["temp_output_dict_per_obj"] = {
+            idx: {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}} for idx in snapshot["obj_idx_to_id"]
+        }
 
     def _preflight(self) -> Iterator[None]:
         """sam2's `propagate_in_video_preflight`, with the memory encoding of each new prompt

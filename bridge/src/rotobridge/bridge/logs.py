@@ -7,12 +7,14 @@ their traceback, and the error a client receives says where to find it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import socket
 import sys
 import time
+from typing import Callable, Iterator
 
 from rotobridge.errors import InternalError
 
@@ -62,3 +64,29 @@ def internal_error(log: logging.Logger, doing: str, **context: str) -> InternalE
         f"the bridge failed while {doing} (a bug): the traceback is in the log of the bridge process "
         f"{os.getpid()} on {socket.gethostname()}"
     )
+
+
+@contextlib.contextmanager
+def frame_progress(total: int, *, quiet: bool = False, stream: object = None) -> Iterator[Callable[[int, int], None]]:
+    """Yields `report(frame, done)`, called once per matte written with the frames now whole
+    on disk: a progress bar on a terminal; elsewhere (a farm's log) one log line per frame
+    with the count and percentage, which farm managers parse; nothing when `quiet`."""
+    out = stream if stream is not None else sys.stderr
+    if quiet:
+        yield lambda frame, done: None
+        return
+    if getattr(out, "isatty", lambda: False)():
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="frame", desc="mattes", file=out)
+        try:
+            yield lambda frame, done: bar.update(done - bar.n)
+        finally:
+            bar.close()
+        return
+    log = logging.getLogger("rotobridge.progress")
+
+    def report(frame: int, done: int) -> None:
+        log.info("frame %d written: %d/%d (%.1f%%)", frame, done, total, 100.0 * done / total if total else 100.0)
+
+    yield report

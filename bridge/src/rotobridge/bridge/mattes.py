@@ -67,6 +67,21 @@ def atomic_file(path: str) -> Iterator[str]:
         raise
 
 
+def remove_temporaries(path: str) -> list[str]:
+    """Remove the temporary files `atomic_file` left beside `path` when a process was killed
+    mid-write; returns their names. Only for files this caller alone writes."""
+    folder, name = os.path.split(path)
+    ext = os.path.splitext(name)[1]
+    removed = []
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.listdir(folder or "."):
+            if entry.startswith(f".{name}.") and entry.endswith(f".tmp{ext}"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(folder, entry))
+                    removed.append(entry)
+    return removed
+
+
 def _overlap(a: Window, b: Window) -> Window | None:
     x0, y0 = max(a.x, b.x), max(a.y, b.y)
     x1, y1 = min(a.x + a.width, b.x + b.width), min(a.y + a.height, b.y + b.height)
@@ -145,6 +160,11 @@ class MatteWriter:
         """The matte file of a plate frame number (e.g. 1001)."""
         return self._sequence.frame(frame)
 
+    def checked_path(self, frame: int) -> str:
+        """The matte file to open: with roots, its real path, checked inside them."""
+        path = self.path(frame)
+        return allowed_path(path, self.roots, "matte") if self.roots else path
+
     def check(self, frames: Iterable[int]) -> None:
         """Fail before any rendering: existing mattes (unless overwrite), or an unwritable folder."""
         if self.roots:
@@ -161,6 +181,25 @@ class MatteWriter:
                 pass
         except OSError as exc:
             raise OutputError(f"cannot write mattes to {folder}: {exc.strerror or exc}") from exc
+
+    def existing(self, frame: int) -> str | None:
+        """What is on disk for a frame: None (nothing), "whole" (reads back whole, with this
+        writer's channels, windows and metadata: the same recipe and model), "damaged" (does
+        not read back) or "other" (a whole matte made differently)."""
+        path = self.checked_path(frame)
+        if not os.path.exists(path):
+            return None
+        try:
+            channels, header = read_matte(path)
+        except (OutputError, OSError):
+            return "damaged"
+        same = (
+            list(channels) == self.channels
+            and header["data_window"] == self.data
+            and header["display_window"] == self.display
+            and all(str(header.get(k)) == v for k, v in self._attributes.items() if k.startswith("rotobridge:"))
+        )
+        return "whole" if same else "other"
 
     def _pixels(self, logits: torch.Tensor | None) -> np.ndarray:
         """(data height, data width, N) half: mattes over the display window, put in the data window."""
@@ -185,7 +224,7 @@ class MatteWriter:
     def write(self, frame: int, logits: torch.Tensor | None) -> str:
         """Write a frame's mattes (None → all zero, e.g. no object on this frame); returns the path."""
         path = self.path(frame)
-        target = allowed_path(path, self.roots, "matte") if self.roots else path  # written where it was checked
+        target = self.checked_path(frame)  # written where it was checked
         if not self.overwrite and os.path.exists(target):
             raise MatteExistsError([path])
         spec = oiio.ImageSpec(self.data.width, self.data.height, len(self.channels), oiio.HALF)

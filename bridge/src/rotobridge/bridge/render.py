@@ -14,6 +14,7 @@ the files it names, the model checkpoint and every matte must really lie inside 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,32 +24,41 @@ import numpy as np
 from fileseq.frameset import FrameSet
 
 from rotobridge import recipe as recipes
-from rotobridge.errors import RecipeError
+from rotobridge.errors import MatteExistsError, RecipeError
 from rotobridge.fields import frameset
 
 from . import model as models
 from . import tracking
+from .checkpoint import Checkpoints
 from .colour import ColourPipeline
 from .engine import Engine
-from .mattes import read_alpha
+from .mattes import MatteWriter, read_alpha, remove_temporaries
 from .plate import FILESEQ_ERRORS, Plate, open_plate
 from .security import allowed_path
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, str], None]
+#: called per matte written: (frame, path, frames of the job now whole on disk, kept ones included)
+Progress = Callable[[int, str, int], None]
+
+#: Frames between tracking checkpoints (--resume): a kill loses at most this much tracking.
+DEFAULT_CHECKPOINT_EVERY = 10
 
 
 @dataclass
 class RenderResult:
     requested: list[int]
+    #: frames written by this run → their matte files
     written: dict[int, str] = field(default_factory=dict)
+    #: frames whose whole mattes of the same recipe and model were already on disk (--resume)
+    kept: list[int] = field(default_factory=list)
     untracked: list[int] = field(default_factory=list)
+    tracked: tracking.Tracked = field(default_factory=tracking.Tracked)
     seconds: float = 0.0
 
     @property
     def complete(self) -> bool:
-        return len(self.written) == len(self.requested)
+        return len(self.written) + len(self.kept) == len(self.requested)
 
 
 @dataclass
@@ -76,7 +86,7 @@ def _confined(recipe: recipes.Recipe, roots: Sequence[str], path: str, what: str
     return allowed_path(full, roots, what) if roots else full
 
 
-def _select_frames(plate_frames: Sequence[int], frames: str | None) -> list[int]:
+def select_frames(plate_frames: Sequence[int], frames: str | None) -> list[int]:
     if frames is None:
         return list(plate_frames)
     try:
@@ -111,7 +121,7 @@ def prepare(recipe: recipes.Recipe, *, frames: str | None = None, roots: Sequenc
     try:
         display = plate.info.display
         recipes.check_against_plate(recipe, display.width, display.height, plate.info.frames)
-        selected = _select_frames(plate.info.frames, frames)
+        selected = select_frames(plate.info.frames, frames)
         c = recipe.colour
         config = recipe.resolve(c.config) if c.config else None
         colour = ColourPipeline(p.colourspace, config=config, display=c.display, view=c.view, roots=roots)
@@ -128,22 +138,61 @@ def prepare(recipe: recipes.Recipe, *, frames: str | None = None, roots: Sequenc
     return Job(recipe, plate, colour, selected, masks, tuple(roots))
 
 
+def _on_disk(job: Job, writer: MatteWriter, overwrite: bool) -> list[int]:
+    """For --resume: the frames whose mattes are already whole on disk (same recipe and
+    model), after removing temporary files killed writes left and mattes that do not read
+    back; mattes made differently stay an error unless `overwrite`."""
+    kept, other = [], []
+    for frame in job.frames:
+        path = writer.checked_path(frame)
+        for name in remove_temporaries(path):
+            log.info("removed a temporary file a stopped render left: %s", name)
+        state = writer.existing(frame)
+        if state == "whole":
+            kept.append(frame)
+        elif state == "damaged":
+            log.warning("matte %s does not read back whole: rendering it again", path)
+            os.remove(path)
+        elif state == "other" and not overwrite:
+            other.append(path)
+    if other:
+        raise MatteExistsError(other)
+    return kept
+
+
 def run(
     job: Job,
     loaded: models.LoadedModel,
     *,
     overwrite: bool = False,
+    resume: bool = False,
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
 ) -> RenderResult:
+    """Track and write the job's mattes. With `resume`, whole mattes already written by the
+    same recipe and model are kept, tracking continues from the latest usable checkpoint,
+    and checkpoints are saved every `checkpoint_every` frames (checkpoint.py)."""
     recipe = job.recipe
     writer = tracking.matte_writer(recipe, job.plate.info, job.colour, loaded, overwrite=overwrite, roots=job.roots)
-    writer.check(job.frames)
     result = RenderResult(requested=list(job.frames))
+    result.kept = _on_disk(job, writer, writer.overwrite) if resume else []
+    writer.check([f for f in job.frames if f not in set(result.kept)])
+    if result.kept:
+        log.info("%d of %d frame(s) already have whole mattes of this recipe and model: kept", len(result.kept), len(job.frames))
+    checkpoints = (
+        Checkpoints(recipe.resolve(recipe.output.path), recipe.sha256(), loaded.sha256, every=checkpoint_every, roots=job.roots)
+        if resume
+        else None
+    )
     started = time.monotonic()
     engine = Engine(loaded, job.plate, job.colour)
     objects = [o.id for o in recipe.objects]
-    steps = tracking.write_mattes(engine, writer, objects, tracking.passes(recipe, job.frames), job.frames, cancel=cancel)
+    passes = tracking.passes(recipe, job.frames, job.plate.info.frames, engine.memory_reach)
+    steps = tracking.write_mattes(
+        engine, writer, objects, passes, job.frames,
+        cancel=cancel, checkpoints=checkpoints, on_disk=result.kept, tracked=result.tracked,
+    )
     try:
         for obj in recipe.objects:
             for prompt in obj.prompts:
@@ -157,7 +206,7 @@ def run(
                 if not written.tracked:
                     result.untracked.append(written.frame)
                 if progress:
-                    progress(written.frame, written.path)
+                    progress(written.frame, written.path, len(result.written) + len(result.kept))
     finally:
         steps.close()  # writes under way finish before the engine goes
         engine.close()
@@ -178,6 +227,7 @@ def render(
     frames: str | None = None,
     device: str = "auto",
     overwrite: bool = False,
+    resume: bool = False,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
     roots: Sequence[str] = (),
@@ -186,7 +236,7 @@ def render(
     job = prepare(recipe, frames=frames, roots=roots)
     try:
         loaded = models.from_recipe(recipe.model, lambda path: job.resolve(path, "model.checkpoint"), device)
-        return run(job, loaded, overwrite=overwrite, progress=progress, cancel=cancel)
+        return run(job, loaded, overwrite=overwrite, resume=resume, progress=progress, cancel=cancel)
     finally:
         job.close()
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Generator, Sequence
+import logging
+from dataclasses import dataclass, field
+from typing import Collection, Generator, NamedTuple, Sequence
 
 import torch
 
@@ -21,31 +22,58 @@ from rotobridge.errors import CancelledError
 from rotobridge.version import __version__
 
 from . import model as models
+from .checkpoint import Checkpoint, Checkpoints, PassKey
 from .colour import ColourPipeline
 from .engine import Engine
 from .mattes import MatteWriter
 from .plate import PlateInfo
 
+log = logging.getLogger(__name__)
+
 #: Frames whose mattes may be waiting to be written at once; bounds memory at 4K.
 MAX_PENDING_WRITES = 3
 
 
-def passes(recipe: recipes.Recipe, frames: Sequence[int]) -> list[tuple[int, int]]:
-    """The (start, end) propagation passes that cover `frames`, in order.
+class Pass(NamedTuple):
+    """One propagation pass from `start` to `end` inclusive; `reverse` says the direction,
+    which start and end cannot when they are the same frame."""
+
+    start: int
+    end: int
+    reverse: bool
+
+
+def passes(
+    recipe: recipes.Recipe,
+    frames: Sequence[int],
+    plate_frames: Sequence[int] | None = None,
+    reach: int = 0,
+) -> list[Pass]:
+    """The propagation passes that cover `frames`, in order.
 
     Forward starts at the first prompted frame and backward at the last, unless the recipe
     names a start; "both" runs forward then backward from the same start, as SAM 2's demo.
+    In "both", a backward pass is left out when it would only revisit its start. The backward half of
+    "both" reads the memory of the forward frames within `reach` of the start, so with
+    `plate_frames` the forward pass goes at least that far (or to the plate's end): a
+    subset of frames (a farm chunk) then gets the mattes a whole-shot render gives.
     """
     direction = recipe.propagate.direction
     prompted = recipe.prompt_frames()
     start = recipe.propagate.start
     if start is None:
         start = prompted[-1] if direction == "backward" else prompted[0]
+    # "both" leaves the start to the forward pass; backward-only tracks it too
+    backward = (direction == "both" and min(frames) < start) or (direction == "backward" and min(frames) <= start)
     out = []
-    if direction in ("both", "forward") and max(frames) >= start:
-        out.append((start, max(frames)))
-    if direction in ("both", "backward") and min(frames) <= start:
-        out.append((start, min(frames)))
+    if direction in ("both", "forward") and (max(frames) >= start or (backward and plate_frames)):
+        end = max(max(frames), start)
+        if direction == "both" and backward and plate_frames:
+            at = list(plate_frames).index(start)
+            end = max(end, plate_frames[min(at + reach, len(plate_frames) - 1)])
+        out.append(Pass(start, end, reverse=False))
+    if backward:
+        out.append(Pass(start, min(frames), reverse=True))
     return out
 
 
@@ -93,14 +121,58 @@ class Written:
     tracked: bool
 
 
+@dataclass
+class Tracked:
+    """What a `write_mattes` run did besides writing: for logs and the farm's accounting."""
+
+    #: frames the model tracked (conditioning frames included), over all passes
+    frames: int = 0
+    #: (direction, first frame tracked) of each pass continued from a checkpoint
+    resumed: list[tuple[str, int]] = field(default_factory=list)
+
+
+def _resume_point(
+    engine: Engine,
+    checkpoints: Checkpoints,
+    passes: Sequence[Pass],
+    frames: Sequence[int],
+    on_disk: set[int],
+) -> tuple[int, Checkpoint | None]:
+    """The latest pass with a usable checkpoint and that checkpoint, else (0, None).
+
+    Usable: every wanted frame tracked before it (this pass up to its frame, earlier passes
+    whole) has its matte on disk; tracking then continues after its frame.
+    """
+    for index in reversed(range(len(passes))):
+        start, end, reverse = passes[index]
+        checkpoint = checkpoints.load(checkpoints.key(start, reverse), engine.model.device)
+        if checkpoint is None:
+            continue
+        covered = {f for s, e, _ in passes[:index] for f in frames if min(s, e) <= f <= max(s, e)}
+        c = checkpoint.frame
+        covered |= {f for f in frames if (c <= f <= start if reverse else start <= f <= c)}
+        missing = sorted(covered - on_disk)
+        if missing:
+            log.info(
+                "not resuming the %s pass from its checkpoint at frame %d: frame %d before it has no matte",
+                checkpoint.key.direction, c, missing[0],
+            )
+            continue
+        return index, checkpoint
+    return 0, None
+
+
 def write_mattes(
     engine: Engine,
     writer: MatteWriter,
     objects: Sequence[int],
-    passes: Sequence[tuple[int, int]],
+    passes: Sequence[Pass],
     frames: Sequence[int],
     *,
     cancel: threading.Event | None = None,
+    checkpoints: Checkpoints | None = None,
+    on_disk: Collection[int] = (),
+    tracked: Tracked | None = None,
 ) -> Generator[list[Written], None, None]:
     """Propagate `passes` and write each of `frames` once, upsampling and writing in the background.
 
@@ -111,9 +183,16 @@ def write_mattes(
     MAX_PENDING_WRITES frames wait to be written, which bounds memory at 4K. On
     cancellation the writes under way finish (each is atomic) and are yielded before
     CancelledError propagates.
+
+    With `checkpoints`, tracking continues from the latest usable checkpoint, frames in
+    `on_disk` (whole mattes of this recipe and model) are not written again, and a
+    checkpoint is saved every `checkpoints.every` frames, at the last wanted frame of each
+    pass and on cancellation — each after the mattes before it are on disk, so a
+    checkpoint never claims a frame that is not.
     """
     wanted = set(frames)
-    done: set[int] = set()
+    done: set[int] = set(on_disk)
+    tracked = tracked if tracked is not None else Tracked()
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rotobridge-write")
     pending: deque[tuple[int, bool, Future[str]]] = deque()
 
@@ -121,8 +200,8 @@ def write_mattes(
         """Finished writes, oldest first, after waiting until at most `limit` are pending."""
         out = []
         while pending and (len(pending) > limit or pending[0][2].done()):
-            frame, tracked, future = pending.popleft()
-            out.append(Written(frame, future.result(), tracked))
+            frame, tracked_frame, future = pending.popleft()
+            out.append(Written(frame, future.result(), tracked_frame))
         return out
 
     def submit(frame: int, logits: torch.Tensor | None) -> list[Written]:
@@ -130,26 +209,63 @@ def write_mattes(
         pending.append((frame, logits is not None, pool.submit(writer.write, frame, logits)))
         return ready
 
+    first, resume = 0, None
+    if checkpoints is not None:
+        first, resume = _resume_point(engine, checkpoints, passes, frames, set(on_disk))
+        if resume is not None:
+            engine.restore(resume.state)
+    saving: tuple[PassKey, int] | None = None  # the pass's key and the last frame tracked, to save on cancel
     try:
-        for start, end in passes:
-            for out in engine.propagate_steps(start, end, cancel=cancel):
+        for index in range(first, len(passes)):
+            start, end, reverse = passes[index]
+            begin = None
+            key = checkpoints.key(start, reverse) if checkpoints is not None else None
+            in_pass = [f for f in frames if min(start, end) <= f <= max(start, end)]
+            last_wanted = (min(in_pass) if reverse else max(in_pass)) if in_pass else None
+            if resume is not None and index == first:
+                c = resume.frame
+                begin = engine.next_frame(c, reverse)
+                if begin is not None and (begin < end if reverse else begin > end):
+                    begin = None
+                if begin is None:
+                    log.info("%s pass: its checkpoint at frame %d covers it; nothing to track", key.direction if key else "", c)
+                    continue
+                log.info("resuming the %s pass from frame %d (checkpoint at frame %d)", key.direction if key else "", begin, c)
+                tracked.resumed.append((key.direction if key else "", begin))
+            since = 0
+            for out in engine.propagate_steps(start, end, cancel=cancel, begin=begin, reverse=reverse):
                 if out is None:  # between two objects of a frame: a point where other work may run
                     yield finished(MAX_PENDING_WRITES)
                     continue
+                tracked.frames += 1
+                since += 1
                 ready = []
                 if out.frame in wanted and out.frame not in done:
                     done.add(out.frame)
                     rows = [out.obj_ids.index(oid) for oid in objects]
                     ready = submit(out.frame, out.logits[rows].detach().to("cpu", torch.float32))
+                if checkpoints is not None and key is not None and last_wanted is not None:
+                    before = out.frame > last_wanted if reverse else out.frame < last_wanted
+                    if out.frame == last_wanted or (before and since >= checkpoints.every):
+                        ready += finished(0)
+                        checkpoints.save(key, out.frame, engine.snapshot())
+                        since = 0
+                    saving = (key, out.frame) if before or out.frame == last_wanted else None
                 yield ready + finished(MAX_PENDING_WRITES)
         for frame in frames:
             if frame not in done:
                 yield submit(frame, None)
         yield finished(0)
     except CancelledError:
+        if checkpoints is not None and saving is not None:  # the writes under way finish, then the state is saved
+            written = finished(0)
+            checkpoints.save(saving[0], saving[1], engine.snapshot())
+            log.info("saved the tracking checkpoint at frame %d", saving[1])
+            yield written
+            raise
         for _, _, future in pending:
             future.cancel()
-        yield [Written(frame, future.result(), tracked) for frame, tracked, future in pending if not future.cancelled()]
+        yield [Written(frame, future.result(), tracked_frame) for frame, tracked_frame, future in pending if not future.cancelled()]
         pending.clear()
         raise
     finally:  # writes under way finish (each is atomic); those not started are dropped
