@@ -1,5 +1,5 @@
 """CUDA path: bf16 autocast as the official code runs. Needs a GPU; skipped (and reported
-as skipped) without one. On a GPU machine: `.venv/bin/pytest tests/bridge/test_cuda.py`."""
+as skipped) without one. Both sides fill holes (test_equivalence.py). On a GPU machine: `.venv/bin/pytest tests/bridge/test_cuda.py`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from rotobridge.bridge.mattes import upsample_logits
 from rotobridge.bridge.plate import open_plate
 
 from ..conftest import SMALL_SIZE, TINY_CONFIG
+from .components import sam2_with_reference_components
 from .test_equivalence import COUNT, FIRST, HEIGHT, PROMPT_FRAME, PROMPTS, WIDTH, _shot
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
@@ -26,7 +27,7 @@ def test_engine_matches_official_sam2_under_bf16_autocast(tmp_path: Path, tiny_c
     shot = _shot(tmp_path / "jpg")
     reference = {}
     predictor = build_sam2_video_predictor(TINY_CONFIG, str(tiny_checkpoint), device="cuda", hydra_overrides_extra=SMALL_SIZE)
-    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16), sam2_with_reference_components():
         state = predictor.init_state(str(shot))
         for obj_id, prompt in PROMPTS.items():
             predictor.add_new_points_or_box(state, PROMPT_FRAME - FIRST, obj_id, **prompt)

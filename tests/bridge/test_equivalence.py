@@ -2,12 +2,17 @@
 
 Same random-weight checkpoint, same JPEG frames, same prompts; sam2 reads the JPEG folder
 itself, rotobridge streams it through its plate reader and colour pipeline, starting at
-frame 1001. Soft mattes are compared (never thresholded masks, NOTES.md).
+frame 1001. Soft mattes are compared (never thresholded masks, NOTES.md). Both sides fill
+holes as sam2's builder asks (`fill_hole_area=8`): sam2 with connected components from a
+reference implementation in place of its CUDA extension (components.py), rotobridge with
+its own (holes.py).
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -23,6 +28,7 @@ from rotobridge.bridge.mattes import read_matte, upsample_logits
 from rotobridge.bridge.plate import open_plate
 
 from ..conftest import SMALL_SIZE, TINY_CONFIG
+from .components import Recorder, sam2_with_reference_components
 
 FIRST = 1001
 COUNT = 80  # long enough that the engine drops old memory on the way
@@ -52,13 +58,15 @@ def shot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _shot(tmp_path_factory.mktemp("equiv") / "jpg")
 
 
-def _sam2_reference(checkpoint: Path, folder: Path) -> dict[tuple[str, int], torch.Tensor]:
-    """sam2 as shipped: soft mattes at video size per (direction, frame)."""
+def _sam2_reference(checkpoint: Path, folder: Path, recorder: Recorder) -> dict[tuple[str, int], torch.Tensor]:
+    """sam2 as shipped (holes filled with reference components): soft mattes at video size per (direction, frame)."""
     from sam2.build_sam import build_sam2_video_predictor
 
     predictor = build_sam2_video_predictor(TINY_CONFIG, str(checkpoint), device="cpu", hydra_overrides_extra=SMALL_SIZE)
+    assert predictor.fill_hole_area == 8
     out = {}
-    with torch.inference_mode():
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.filterwarnings("error", message="(?s).*Skipping the post-processing")  # sam2 skipping hole filling
         state = predictor.init_state(str(folder))
         for obj_id, prompt in PROMPTS.items():
             predictor.add_new_points_or_box(state, PROMPT_FRAME - FIRST, obj_id, **prompt)
@@ -70,8 +78,14 @@ def _sam2_reference(checkpoint: Path, folder: Path) -> dict[tuple[str, int], tor
 
 
 @pytest.fixture(scope="module")
-def reference(tiny_checkpoint: Path, shot: Path) -> dict[tuple[str, int], torch.Tensor]:
-    return _sam2_reference(tiny_checkpoint, shot)
+def filled() -> Iterator[Recorder]:
+    with sam2_with_reference_components() as recorder:
+        yield recorder
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_checkpoint: Path, shot: Path, filled: Recorder) -> dict[tuple[str, int], torch.Tensor]:
+    return _sam2_reference(tiny_checkpoint, shot, filled)
 
 
 @pytest.fixture(scope="module")
@@ -79,11 +93,16 @@ def loaded(tiny_checkpoint: Path) -> models.LoadedModel:
     return models.build(TINY_CONFIG, tiny_checkpoint, device="cpu", overrides=SMALL_SIZE)
 
 
-def test_reference_is_not_trivial(reference: dict[tuple[str, int], torch.Tensor]) -> None:
-    # Guards the comparison below against comparing two all-zero outputs.
+def test_reference_is_not_trivial(reference: dict[tuple[str, int], torch.Tensor], filled: Recorder) -> None:
+    # Guards the comparison below against comparing two all-zero outputs, or outputs with no hole to fill.
     values = torch.stack([m for m in reference.values()])
     assert len(reference) == COUNT + 1
     assert values.std() > 1e-3 and 0.05 < values.mean() < 0.95
+    assert filled.calls >= 2 * COUNT and filled.hole_pixels > 0
+
+
+def test_engine_fills_holes_as_the_builder_asks(loaded: models.LoadedModel) -> None:
+    assert loaded.fill_hole_area == 8 and loaded.predictor.fill_hole_area == 0  # sam2's own attempt is off
 
 
 def test_engine_matches_sam2_forward_and_backward(

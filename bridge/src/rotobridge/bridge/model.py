@@ -18,7 +18,7 @@ import torch
 from rotobridge import recipe as recipes
 from rotobridge.errors import ModelError
 
-from . import registry
+from . import holes, registry
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,8 @@ class LoadedModel:
     sha256: str
     untrained: bool
     device: torch.device
+    #: sam2's `fill_hole_area` (the builder's 8 unless overridden), filled by holes.py
+    fill_hole_area: int
 
     @property
     def image_size(self) -> int:
@@ -80,9 +82,6 @@ def _instantiate(config: str, overrides: Sequence[str]) -> Any:
         )
     except Exception as exc:  # hydra raises many types for bad names/overrides
         raise ModelError(f"cannot build SAM 2 from config {config!r} with overrides {list(overrides)}: {exc}") from None
-    # The builder asks for hole filling, which needs sam2's optional CUDA extension; the
-    # pinned sam2 is installed without it, where sam2 warns and skips. Say so once, here.
-    predictor.fill_hole_area = 0
     return predictor
 
 
@@ -131,6 +130,10 @@ def build(
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     predictor = predictor.to(dev).eval()
     predictor.memory_attention.register_forward_pre_hook(_memory_as_query_dtype, with_kwargs=True)
+    # The builder asks for hole filling, which sam2 can only do with its optional CUDA
+    # extension (not installed): holes.py does it without, where sam2 would.
+    fill_hole_area = int(predictor.fill_hole_area)
+    holes.install(predictor, fill_hole_area)
     untrained = bool(data.get(UNTRAINED_KEY, False))
     if untrained:
         log.warning("checkpoint %s is RANDOMLY INITIALISED (untrained): its mattes mean nothing", path)
@@ -142,6 +145,7 @@ def build(
         sha256=registry.sha256_file(path),
         untrained=untrained,
         device=dev,
+        fill_hole_area=fill_hole_area,
     )
 
 

@@ -1,0 +1,298 @@
+"""What refinement adds to a perfect SAM 2 prediction, on generated plates with known soft truth.
+
+Each plate is composited from a known alpha (I = a·F + (1 − a)·B, plus grain) over a
+textured background: hard textured silhouettes, strands 1-3 px wide, cables, motion-blurred
+and defocused edges, at 1920x1080 and 3840x2160. The "raw" matte is the truth through SAM
+2's own bottleneck: area-downsampled to 256x256, turned into logits and upsampled as sam2
+does (bilinear logits, then sigmoid). So the benchmark measures what refinement recovers of
+what 256x256 loses, not what the model gets wrong.
+
+Metrics (alphamatting.com style, in a band around the true edge): SAD (sum of absolute
+differences / 1000), MSE, gradient error (squared difference of Gaussian gradient
+magnitudes, sigma 1.4, / 1000); over the frame: IoU of the mattes at 0.5 and the DAVIS
+boundary F (tolerance 0.8% of the diagonal); on a slowly moving plate: chatter, the mean
+|a_t − shift(a_{t−1})| in the edge band (the motion is known, so the warp is exact).
+Cost: refinement + controls per frame per object, with the torch threads this machine
+gives. Goals (issue 10): refined/raw SAD and gradient <= 0.6 on hard edges and thin
+structures, <= 1.0 on soft edges; IoU not lower by more than 0.005.
+    .venv/bin/python benchmarks/matte_quality.py [--uhd] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rotobridge.bridge import refine
+from rotobridge.controls import MatteControls
+
+LOW = 256  # SAM 2's logits at the shipped 1024 input
+
+
+# --- plates -----------------------------------------------------------------------------
+
+
+def _grid(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    y, x = torch.meshgrid(torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32), indexing="ij")
+    return x + 0.5, y + 0.5
+
+
+def _noise(height: int, width: int, cells: int, seed: int, channels: int = 3) -> torch.Tensor:
+    """Smooth random texture in about -1..1 with `cells` features across the width."""
+    g = torch.Generator().manual_seed(seed)
+    small = torch.rand(1, channels, max(2, cells * height // width), cells, generator=g) * 2 - 1
+    return F.interpolate(small, size=(height, width), mode="bicubic", align_corners=False)[0]
+
+
+def _blob(x: torch.Tensor, y: torch.Tensor, cx: float, cy: float, radius: float) -> torch.Tensor:
+    """A wavy disc with a one-pixel anti-aliased edge (radial distance to its outline)."""
+    dx, dy = x - cx, y - cy
+    rho = torch.sqrt(dx * dx + dy * dy)
+    theta = torch.atan2(dy, dx)
+    outline = radius * (1 + 0.12 * torch.sin(5 * theta) + 0.05 * torch.sin(13 * theta + 1))
+    return (0.5 - (rho - outline)).clamp(0, 1)
+
+
+def _segment(x: torch.Tensor, y: torch.Tensor, a: tuple[float, float], b: tuple[float, float], width: float) -> torch.Tensor:
+    """A line `width` px wide from a to b, anti-aliased: coverage of its cross-section."""
+    ax, ay = a
+    bx, by = b
+    vx, vy = bx - ax, by - ay
+    t = (((x - ax) * vx + (y - ay) * vy) / (vx * vx + vy * vy)).clamp(0, 1)
+    dist = torch.sqrt((x - ax - t * vx) ** 2 + (y - ay - t * vy) ** 2)
+    return (width / 2 + 0.5 - dist).clamp(0, 1).clamp(max=width)
+
+
+def _strands(x: torch.Tensor, y: torch.Tensor, cx: float, cy: float, radius: float, seed: int, scale: float) -> torch.Tensor:
+    """Hair-like strands 1-3 px wide leaving a body, and two cables across the frame."""
+    rng = np.random.default_rng(seed)
+    alpha = torch.zeros_like(x)
+    for _ in range(36):
+        angle = rng.uniform(0, 2 * math.pi)
+        start = radius * 0.9
+        length = rng.uniform(80, 260) * scale
+        width = float(rng.choice([1.0, 1.5, 2.0, 3.0]))
+        bend = rng.uniform(-0.25, 0.25)
+        a = (cx + start * math.cos(angle), cy + start * math.sin(angle))
+        b = (cx + (start + length) * math.cos(angle + bend), cy + (start + length) * math.sin(angle + bend))
+        alpha = torch.maximum(alpha, _segment(x, y, a, b, width))
+    height, width_px = x.shape
+    for k, w in enumerate((2.0, 3.0)):
+        y0 = height * (0.15 + 0.12 * k)
+        alpha = torch.maximum(alpha, _segment(x, y, (0.0, y0), (float(width_px), y0 + 0.1 * height), w))
+    return alpha
+
+
+def _box_blur_x(alpha: torch.Tensor, length: int) -> torch.Tensor:
+    kernel = torch.full((1, 1, 1, length), 1.0 / length)
+    return F.conv2d(F.pad(alpha[None, None], (length // 2, length // 2, 0, 0), mode="replicate"), kernel)[0, 0]
+
+
+def _gaussian(alpha: torch.Tensor, sigma: float) -> torch.Tensor:
+    return refine.feather(alpha[None, None], sigma)[0, 0]
+
+
+@dataclass(frozen=True)
+class Plate:
+    name: str
+    kind: str  # "hard" (hard edges, thin structures) or "soft" (motion blur, defocus)
+    image: torch.Tensor  # (3, H, W) display-referred 0-1
+    truth: torch.Tensor  # (H, W) alpha
+
+
+def _compose(alpha: torch.Tensor, seed: int) -> torch.Tensor:
+    """Plate pixels over a textured background: I = a·F + (1 − a)·B + grain."""
+    height, width = alpha.shape
+    x, y = _grid(height, width)
+    base_b = torch.tensor([0.28, 0.36, 0.30]).view(3, 1, 1)
+    texture = 0.06 * torch.sin(x / 9.0) * torch.sin(y / 13.0) + 0.05 * torch.sin((x + 2 * y) / 5.0)
+    b = base_b + 0.12 * _noise(height, width, 24, seed) + 0.10 * _noise(height, width, 240, seed + 1) + texture
+    base_f = torch.tensor([0.86, 0.62, 0.42]).view(3, 1, 1)
+    f = base_f + 0.08 * _noise(height, width, 60, seed + 2) + 0.04 * torch.sin(y / 4.0)
+    grain = 0.01 * torch.randn(3, height, width, generator=torch.Generator().manual_seed(seed + 3))
+    return (alpha * f + (1 - alpha) * b + grain).clamp(0, 1)
+
+
+def plates(height: int, width: int, *, shift: float = 0.0, seed: int = 0) -> list[Plate]:
+    """The benchmark's plates at one size; `shift` moves every object right by that many pixels."""
+    x, y = _grid(height, width)
+    scale = width / 1920
+    cx, cy, radius = width * 0.45 + shift, height * 0.5, height * 0.28
+    body = _blob(x, y, cx, cy, radius)
+    alphas = {
+        ("silhouette", "hard"): body,
+        ("strands", "hard"): torch.maximum(_blob(x, y, cx, cy, radius * 0.7), _strands(x, y, cx, cy, radius * 0.7, seed, scale)),
+        ("motion_blur", "soft"): _box_blur_x(body, int(31 * scale) | 1),
+        ("defocus", "soft"): _gaussian(body, 6.0 * scale),
+    }
+    return [Plate(name, kind, _compose(a, seed + 10 * i), a) for i, ((name, kind), a) in enumerate(alphas.items())]
+
+
+def logits_from_truth(truth: torch.Tensor) -> torch.Tensor:
+    """The truth through SAM 2's bottleneck: area-averaged to 256², as (1, 1, 256, 256) logits."""
+    low = F.interpolate(truth[None, None], size=(LOW, LOW), mode="area")
+    return torch.logit(low, eps=1e-4)  # ±9.2: a confident SAM 2 logit
+
+
+def mattes(plate: Plate, controls: MatteControls) -> tuple[torch.Tensor, torch.Tensor]:
+    """(raw, refined) (H, W) mattes of a plate: raw upsampled as sam2 does."""
+    height, width = plate.truth.shape
+    logits = logits_from_truth(plate.truth)
+    with torch.inference_mode():
+        raw = refine.raw_matte(logits, height, width)[0, 0]
+        refined = refine.apply(logits, plate.image[None], controls, height, width)[0, 0]
+    return raw, refined
+
+
+# --- metrics ----------------------------------------------------------------------------
+
+
+def edge_band(truth: torch.Tensor, radius: int) -> np.ndarray:
+    """Pixels within `radius` of the true edge (its soft part or its 0.5 outline)."""
+    t = truth.numpy()
+    hard = (t > 0.5).astype(np.uint8)
+    edge = ((t > 0.01) & (t < 0.99)) | (cv2.morphologyEx(hard, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0)
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.dilate(edge.astype(np.uint8), disc) > 0
+
+
+def _gradient(a: np.ndarray) -> np.ndarray:
+    smooth = cv2.GaussianBlur(a, (0, 0), 1.4)
+    gx, gy = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=1), cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=1)
+    return np.sqrt(gx * gx + gy * gy)
+
+
+def _boundary(mask: np.ndarray) -> np.ndarray:
+    m = mask.astype(np.uint8)
+    return (m - cv2.erode(m, np.ones((3, 3), np.uint8))) > 0
+
+
+def boundary_f(pred: np.ndarray, true: np.ndarray) -> float:
+    """DAVIS boundary F: boundary pixels matched within 0.8% of the image diagonal."""
+    tol = max(1, round(0.008 * math.hypot(*pred.shape)))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * tol + 1, 2 * tol + 1))
+    bp, bt = _boundary(pred), _boundary(true)
+    near_t = cv2.dilate(bt.astype(np.uint8), disc) > 0
+    near_p = cv2.dilate(bp.astype(np.uint8), disc) > 0
+    precision = (bp & near_t).sum() / max(1, bp.sum())
+    recall = (bt & near_p).sum() / max(1, bt.sum())
+    return float(2 * precision * recall / max(1e-9, precision + recall))
+
+
+@dataclass(frozen=True)
+class Scores:
+    sad: float
+    mse: float
+    grad: float
+    iou: float
+    bf: float
+
+
+def score(alpha: torch.Tensor, truth: torch.Tensor, band: np.ndarray) -> Scores:
+    a, t = alpha.numpy().astype(np.float32), truth.numpy().astype(np.float32)
+    diff = np.abs(a - t)[band]
+    grad = ((_gradient(a) - _gradient(t)) ** 2)[band]
+    pa, pt = a > 0.5, t > 0.5
+    iou = (pa & pt).sum() / max(1, (pa | pt).sum())
+    return Scores(diff.sum() / 1000, float((diff**2).mean()), grad.sum() / 1000, float(iou), boundary_f(pa, pt))
+
+
+def chatter(frames: list[torch.Tensor], shift: float, band: np.ndarray) -> float:
+    """Mean |a_t − a_{t−1} moved by the known shift| over the band, averaged over t."""
+    out = []
+    for prev, cur in zip(frames, frames[1:]):
+        m = np.float32([[1, 0, shift], [0, 1, 0]])
+        warped = cv2.warpAffine(prev.numpy(), m, (prev.shape[1], prev.shape[0]), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        out.append(float(np.abs(cur.numpy() - warped)[band].mean()))
+    return float(np.mean(out))
+
+
+# --- the run ----------------------------------------------------------------------------
+
+
+def timed(fn: Callable[[], torch.Tensor], repeat: int) -> tuple[float, float]:
+    """Milliseconds per call: (wall, CPU time of this process) — the machine is shared."""
+    fn()
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - wall) / repeat * 1000, (time.process_time() - cpu) / repeat * 1000
+
+
+def run_size(height: int, width: int, controls: MatteControls, repeat: int) -> list[str]:
+    rows = []
+    band_radius = math.ceil(2 * width / LOW)
+    for plate in plates(height, width):
+        raw, refined = mattes(plate, controls)
+        band = edge_band(plate.truth, band_radius)
+        r, f = score(raw, plate.truth, band), score(refined, plate.truth, band)
+        goal = 0.6 if plate.kind == "hard" else 1.0
+        sad_ratio, grad_ratio = f.sad / r.sad, f.grad / r.grad
+        ok = sad_ratio <= goal and grad_ratio <= goal and r.iou - f.iou <= 0.005
+        rows.append(
+            f"{width}x{height:<5} {plate.name:<12} {plate.kind:<4} "
+            f"{r.sad:9.2f} {f.sad:9.2f} {sad_ratio:5.2f}  {r.mse:.5f} {f.mse:.5f}  "
+            f"{r.grad:8.2f} {f.grad:8.2f} {grad_ratio:5.2f}  {r.iou:.4f} {f.iou:.4f}  {r.bf:.3f} {f.bf:.3f}  "
+            f"{'<=' if ok else '> '}{goal:.1f} {'ok' if ok else 'MISSED'}"
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--uhd", action="store_true", help="also 3840x2160 (slower)")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per cost figure")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    controls = MatteControls()
+    print(f"controls: {controls.to_json()}")
+    print(f"torch threads: {torch.get_num_threads()}, CPUs: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f}")
+    print(
+        f"{'size':<10} {'plate':<12} {'kind':<4} {'SAD raw':>9} {'refined':>9} {'ratio':>5}  "
+        f"{'MSE raw':>7} {'refined':>7}  {'grad raw':>8} {'refined':>8} {'ratio':>5}  "
+        f"{'IoU raw':>6} {'refined':>6}  {'BF raw':>5} {'ref.':>5}  goal"
+    )
+    sizes = [(1080, 1920)] + ([(2160, 3840)] if args.uhd else [])
+    for height, width in sizes:
+        for row in run_size(height, width, controls, args.repeat):
+            print(row)
+
+    # chatter on a slowly moving silhouette (0.4 px per frame), 1080p
+    shift = 0.4
+    frames = [plates(1080, 1920, shift=shift * t)[0] for t in range(5)]
+    band = edge_band(frames[2].truth, math.ceil(2 * 1920 / LOW))
+    pairs = [mattes(p, controls) for p in frames]
+    raws, refined = [r for r, _ in pairs], [f for _, f in pairs]
+    truth_chatter = chatter([p.truth for p in frames], shift, band)
+    print(
+        f"chatter (silhouette moving {shift} px/frame, 1080p): truth {truth_chatter:.5f}, "
+        f"raw {chatter(raws, shift, band):.5f}, refined {chatter(refined, shift, band):.5f} "
+        "(temporal smoothing not implemented yet)"
+    )
+
+    for height, width in sizes:
+        plate = plates(height, width)[1]  # strands: the widest band
+        logits, guide = logits_from_truth(plate.truth), plate.image[None]
+        with torch.inference_mode():
+            up = timed(lambda: refine.raw_matte(logits, height, width), args.repeat)
+            cost = timed(lambda: refine.apply(logits, guide, controls, height, width), args.repeat)
+        print(
+            f"cost per {width}x{height} frame per object (strands plate), {torch.get_num_threads()} torch threads: "
+            f"{cost[0]:.1f} ms wall ({cost[1]:.1f} ms CPU) in all, of which the upsample + sigmoid every matte "
+            f"already pays is {up[0]:.1f} ms wall ({up[1]:.1f} ms CPU); load average now {os.getloadavg()[0]:.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,233 @@
+"""Mattes at plate resolution: SAM 2's probabilities refined against the plate, then the
+artist's controls (rotobridge.controls, which documents the order).
+
+SAM 2 predicts 256×256 logits; upsampled to a 1920×1080 plate an edge is a ramp 8-15
+pixels wide and a 2-pixel strand a faint smear. The plate still holds the edge: near it,
+each pixel is a blend of a foreground and a background colour. Edge refinement estimates
+both colours locally from the plate, weighted by SAM 2's own probabilities (foreground
+colour where it is confident of the object, background where it is confident of the rest),
+and reads alpha off where the pixel lies between them, as in a fast guided filter: the
+per-pixel linear coefficients (alpha = u·I − c) are computed at reduced resolution with box
+filters and upsampled, so the work at plate resolution is a few per-pixel operations.
+It is used only in the band where SAM 2 is unsure and only as far as the two colours differ
+(no halos on flat colour; the raw matte stays where the plate cannot tell). Everything is
+torch, on the device the logits come from.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from rotobridge.controls import MatteControls
+
+from .holes import connected_components
+from .mattes import upsample_logits
+
+#: Colour difference (RGB distance, display-referred 0-1) below which foreground and
+#: background are taken as indistinguishable: the confidence is 1/2 at this distance.
+CONTRAST = 0.08
+#: How much the plate's local texture (colour variance around the two estimates) lowers
+#: the confidence: texture the box mean cannot follow reads as alpha noise.
+TEXTURE = 0.3
+#: How sharply the band of uncertainty falls off: band = min(1, BAND_GAIN · p · (1 − p)).
+BAND_GAIN = 8.0
+#: Pixels whose band is below this keep the raw matte and cost nothing (p < 0.0025 or
+#: > 0.9975: refinement could move them by at most 2%).
+BAND_FLOOR = 0.02
+#: Edges whose logits rise by less than SOFT_SLOPE per logit cell are soft in the plate
+#: (motion blur, defocus): SAM 2's smooth upsample is already right there and refinement
+#: stays off; above HARD_SLOPE it is fully on. A hard edge inside one cell rises by
+#: about 14 per cell; a motion blur over 4 cells by 1-3 (fastest in its tails, where the
+#: probability nears 0 or 1). Tuned on benchmarks/matte_quality.py at 1080p: lower
+#: values let the blurred plate's texture in, higher ones miss faint strands.
+SOFT_SLOPE, HARD_SLOPE = 6.25, 8.25
+#: How far (in logit cells) a hard edge opens the gate around it.
+GATE_REACH = 1.0
+#: The automatic refine radius, in logit cells (their width): the colour windows must reach
+#: past SAM 2's smear of the edge, about one cell each side.
+AUTO_RADIUS = 1.6
+#: Resolution of the coefficients: the reduction keeps the box radius at about this many pixels.
+COEFFICIENT_RADIUS = 4
+
+
+def raw_matte(logits: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(1, 1, h, w) logits → (1, 1, height, width) probabilities, exactly as sam2 upsamples."""
+    return torch.sigmoid(upsample_logits(logits.float(), height, width))
+
+
+def _box_along(x: torch.Tensor, radius: int, dim: int) -> torch.Tensor:
+    """Mean over 2r+1 neighbours along `dim` by running sums (cost independent of r),
+    averaging only the samples inside the image at its ends."""
+    n = x.shape[dim]
+    pad = [0, 0] * (x.ndim - 1 - dim % x.ndim) + [radius + 1, radius]
+    sums = F.pad(x, pad).cumsum(dim)
+    total = sums.narrow(dim, 2 * radius + 1, n) - sums.narrow(dim, 0, n)
+    i = torch.arange(n, device=x.device)
+    count = (torch.clamp(i + radius, max=n - 1) - torch.clamp(i - radius, min=0) + 1).to(x.dtype)
+    shape = [1] * x.ndim
+    shape[dim] = n
+    return total / count.view(shape)
+
+
+def _box(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Mean over a (2r+1)² window, edges averaging only the pixels inside the image."""
+    return _box_along(_box_along(x, radius, -1), radius, -2)
+
+
+def _downsample(x: torch.Tensor, scale: int) -> torch.Tensor:
+    """Area average over scale × scale blocks; a partial block at the far edges is padded by
+    repeating its last row/column."""
+    if scale == 1:
+        return x
+    height, width = x.shape[-2:]
+    h, w = -(-height // scale), -(-width // scale)
+    if (h * scale, w * scale) != (height, width):
+        x = F.pad(x, (0, w * scale - width, 0, h * scale - height), mode="replicate")
+    return F.avg_pool2d(x, scale)
+
+
+def _coefficients(p: torch.Tensor, image: torch.Tensor, radius: int, cell: tuple[float, float]) -> torch.Tensor:
+    """(1, 5, h, w) at reduced resolution: u (3), c, weight, so that alpha = u·I − c near edges.
+
+    Foreground/background colours are local means weighted by p² / (1 − p)²; `cell` is the
+    size of a logit cell in reduced pixels (y, x), for the softness gate.
+    """
+    wf, wb = p * p, (1 - p) * (1 - p)
+    nf, nb = _box(wf, radius) + 1e-6, _box(wb, radius) + 1e-6
+    fg, bg = _box(wf * image, radius) / nf, _box(wb * image, radius) / nb
+    squares = (image * image).sum(1, keepdim=True)
+    texture = (_box(wf * squares, radius) / nf - (fg * fg).sum(1, keepdim=True)).clamp(min=0) + (
+        _box(wb * squares, radius) / nb - (bg * bg).sum(1, keepdim=True)
+    ).clamp(min=0)
+    d = fg - bg
+    d2 = (d * d).sum(1, keepdim=True)
+    u = d / (d2 + 1e-6)
+    c = (bg * u).sum(1, keepdim=True)
+    confidence = d2 / (d2 + CONTRAST * CONTRAST + TEXTURE * texture)
+    logit = torch.logit(p, eps=1e-4)
+    dy = F.pad((logit[:, :, 1:] - logit[:, :, :-1]).abs() * cell[0], (0, 0, 0, 1))
+    dx = F.pad((logit[:, :, :, 1:] - logit[:, :, :, :-1]).abs() * cell[1], (0, 1, 0, 0))
+    reach = max(1, round(GATE_REACH * max(cell)))
+    slope = F.max_pool2d(torch.maximum(dx, dy), 2 * reach + 1, stride=1, padding=reach)
+    hard = ((slope - SOFT_SLOPE) / (HARD_SLOPE - SOFT_SLOPE)).clamp(0, 1)
+    return torch.cat([u, c, confidence * hard], 1)
+
+
+def refine_edges(
+    matte: torch.Tensor, guide: torch.Tensor, strength: float, radius: float, cell: tuple[float, float]
+) -> torch.Tensor:
+    """(1, 1, H, W) probabilities re-estimated from the (1, 3, H, W) display-referred guide.
+
+    `cell`: plate pixels per logit cell (y, x), e.g. (1080/256, 1920/256). Only pixels in the
+    band of uncertainty are computed: the coefficients are sampled there, not upsampled whole.
+    """
+    if strength <= 0:
+        return matte
+    height, width = matte.shape[-2:]
+    scale = max(1, round(radius / COEFFICIENT_RADIUS))
+    r = max(1, round(radius / scale))
+    coefficients = _coefficients(
+        _downsample(matte, scale), _downsample(guide, scale), r, (cell[0] / scale, cell[1] / scale)
+    )
+    flat = matte.reshape(-1)
+    band = (BAND_GAIN * flat * (1 - flat)).clamp_(max=1)
+    idx = torch.nonzero(band > BAND_FLOOR).squeeze(1)
+    if idx.numel() == 0:
+        return matte
+    ys, xs = idx // width, idx % width
+    # bilinear, align_corners=False: the sampling F.interpolate would do at these pixels
+    grid = torch.stack([(2 * xs + 1) / width - 1, (2 * ys + 1) / height - 1], -1).to(coefficients.dtype)
+    at = F.grid_sample(coefficients, grid.view(1, 1, -1, 2), mode="bilinear", padding_mode="border", align_corners=False)
+    at = at.view(5, -1)
+    pixels = guide.reshape(3, -1).index_select(1, idx)
+    colour_alpha = ((pixels * at[:3]).sum(0) - at[3]).clamp_(0, 1)
+    p = flat.index_select(0, idx)
+    weight = strength * band.index_select(0, idx) * at[4].clamp(0, 1)
+    out = flat.clone()
+    out[idx] = p + weight * (colour_alpha - p)
+    return out.view_as(matte)
+
+
+def despeckle(matte: torch.Tensor, area: int) -> torch.Tensor:
+    """Islands (matte > 0.5) and holes (matte <= 0.5) of fewer than `area` pixels removed /
+    filled, with their soft one-pixel rim."""
+    if area <= 0:
+        return matte
+    out = matte
+    for inside, value in ((matte > 0.5, 0.0), (matte <= 0.5, 1.0)):
+        _, areas = connected_components(inside)
+        small = (areas > 0) & (areas < area)
+        if bool(small.any()):
+            rim = F.max_pool2d(small.float(), 3, stride=1, padding=1) > 0
+            large = inside & ~small
+            out = torch.where(rim & ~large, value, out)
+    return out
+
+
+def clip(matte: torch.Tensor, black: float, white: float) -> torch.Tensor:
+    """Values at or below `black` → 0, at or above `white` → 1, linear between."""
+    if black <= 0 and white >= 1:
+        return matte
+    return ((matte - black) / (white - black)).clamp_(0, 1)
+
+
+def shrink_grow(matte: torch.Tensor, pixels: float) -> torch.Tensor:
+    """The edge moved out (positive) or in (negative) by `pixels`: grey-level dilation /
+    erosion with a square of that radius; a fractional part blends the two nearest radii."""
+    if pixels == 0:
+        return matte
+    grow = pixels > 0
+    source = matte if grow else 1 - matte
+    lo = math.floor(abs(pixels))
+    frac = abs(pixels) - lo
+
+    def dilate(x: torch.Tensor, r: int) -> torch.Tensor:
+        if r == 0:
+            return x
+        x = F.max_pool2d(x, (1, 2 * r + 1), stride=1, padding=(0, r))
+        return F.max_pool2d(x, (2 * r + 1, 1), stride=1, padding=(r, 0))
+
+    moved = dilate(source, lo)
+    if frac > 0:
+        moved = moved + frac * (dilate(source, lo + 1) - moved)
+    return moved if grow else 1 - moved
+
+
+def feather(matte: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur with standard deviation `sigma` pixels (separable, edges clamped)."""
+    if sigma <= 0:
+        return matte
+    radius = max(1, math.ceil(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=matte.dtype, device=matte.device)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    out = F.pad(matte, (radius, radius, 0, 0), mode="replicate")
+    out = F.conv2d(out, kernel.view(1, 1, 1, -1))
+    out = F.pad(out, (0, 0, radius, radius), mode="replicate")
+    return F.conv2d(out, kernel.view(1, 1, -1, 1))
+
+
+def apply(logits: torch.Tensor, guide: torch.Tensor | None, controls: MatteControls, height: int, width: int) -> torch.Tensor:
+    """One object's (1, 1, h, w) SAM 2 logits → its (1, 1, height, width) matte, the controls
+    applied in the documented order. With `rotobridge.controls.UNCHANGED` this is exactly the
+    raw matte (`raw_matte`).
+
+    `guide` is the display-referred plate, (1, 3, height, width) in 0-1 on the logits'
+    device; it may be None only when edge refinement is off.
+    """
+    out = raw_matte(logits, height, width)
+    if controls.refine > 0:
+        if guide is None:
+            raise ValueError("edge refinement needs the plate as a guide")
+        if tuple(guide.shape) != (1, 3, height, width):
+            raise ValueError(f"guide is {tuple(guide.shape)}: need (1, 3, {height}, {width})")
+        cell = (height / logits.shape[-2], width / logits.shape[-1])
+        radius = controls.refine_radius or AUTO_RADIUS * max(cell)
+        out = refine_edges(out, guide, controls.refine, radius, cell)
+    out = despeckle(out, controls.despeckle)
+    out = clip(out, controls.clip_black, controls.clip_white)
+    out = shrink_grow(out, controls.shrink_grow)
+    return feather(out, controls.feather).clamp(0, 1)

@@ -1,0 +1,136 @@
+"""Mattes at plate resolution: edge refinement against the plate, then the artist's controls.
+
+Expectations come from known truths (a composited step edge), hand-computed values, or
+another library (OpenCV's Gaussian blur), never from the code under test.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rotobridge.bridge import refine
+from rotobridge.bridge.mattes import upsample_logits
+from rotobridge.controls import UNCHANGED, MatteControls
+
+H, W, LOW = 96, 160, 16  # logit cells of 6 x 10 plate pixels, like 1080p / 256² (4.2 x 7.5)
+
+
+def _edge_shot(soft: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(logits, guide, truth) for a slanted edge: orange over green, the plate composited
+    from the truth; `soft` blurs the truth (pixels, Gaussian) like motion blur or defocus."""
+    y, x = torch.meshgrid(torch.arange(H) + 0.5, torch.arange(W) + 0.5, indexing="ij")
+    truth = (0.5 - (x - 70 - 0.3 * y)).clamp(0, 1)[None, None]
+    if soft:
+        truth = refine.feather(truth, soft)
+    fg = torch.tensor([0.9, 0.55, 0.2]).view(1, 3, 1, 1)
+    bg = torch.tensor([0.2, 0.45, 0.25]).view(1, 3, 1, 1)
+    guide = truth * fg + (1 - truth) * bg
+    low = F.interpolate(truth, size=(LOW, LOW), mode="area")
+    return torch.logit(low, eps=1e-4), guide, truth
+
+
+def _sad(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().sum())
+
+
+def test_unchanged_controls_give_exactly_the_raw_matte() -> None:
+    logits, guide, _ = _edge_shot()
+    raw = torch.sigmoid(upsample_logits(logits, H, W))  # what the matte writer writes today
+    assert torch.equal(refine.apply(logits, None, UNCHANGED, H, W), raw)
+    assert torch.equal(refine.apply(logits, guide, UNCHANGED, H, W), raw)
+
+
+def test_refinement_recovers_a_hard_edge() -> None:
+    logits, guide, truth = _edge_shot()
+    raw = refine.raw_matte(logits, H, W)
+    refined = refine.apply(logits, guide, MatteControls(), H, W)
+    assert _sad(refined, truth) < 0.4 * _sad(raw, truth)
+    assert refined.shape == (1, 1, H, W) and 0 <= float(refined.min()) and float(refined.max()) <= 1
+
+
+def test_refinement_leaves_a_soft_edge_as_it_was() -> None:
+    logits, guide, truth = _edge_shot(soft=12.0)
+    raw = refine.raw_matte(logits, H, W)
+    refined = refine.apply(logits, guide, MatteControls(), H, W)
+    assert _sad(refined, truth) <= 1.02 * _sad(raw, truth)
+
+
+def test_no_colour_difference_no_change() -> None:
+    logits, _, _ = _edge_shot()
+    flat = torch.full((1, 3, H, W), 0.4)
+    assert torch.allclose(refine.apply(logits, flat, MatteControls(), H, W), refine.raw_matte(logits, H, W), atol=1e-6)
+
+
+def test_refinement_needs_a_guide_of_the_plates_size() -> None:
+    logits, guide, _ = _edge_shot()
+    with pytest.raises(ValueError, match="guide"):
+        refine.apply(logits, None, MatteControls(), H, W)
+    with pytest.raises(ValueError, match="guide"):
+        refine.apply(logits, guide[:, :, :-1], MatteControls(), H, W)
+
+
+def test_box_filter_equals_a_padded_average() -> None:
+    x = torch.rand(1, 3, 37, 53, generator=torch.Generator().manual_seed(0))
+    for r in (1, 4, 20):
+        expected = F.avg_pool2d(x, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
+        torch.testing.assert_close(refine._box(x, r), expected, rtol=0, atol=1e-5)
+
+
+def test_despeckle_removes_islands_and_fills_holes_under_the_area() -> None:
+    matte = torch.zeros(1, 1, 40, 40)
+    matte[0, 0, 10:30, 10:30] = 1.0
+    matte[0, 0, 18:20, 18:21] = 0.0  # a hole of 6 pixels
+    matte[0, 0, 2:4, 2:5] = 0.9  # an island of 6 pixels
+    matte[0, 0, 35:38, 30:38] = 1.0  # an island of 24 pixels
+    out = refine.despeckle(matte, 10)
+    expected = matte.clone()
+    expected[0, 0, 18:20, 18:21] = 1.0
+    expected[0, 0, 2:4, 2:5] = 0.0
+    assert torch.equal(out, expected)
+    assert torch.equal(refine.despeckle(matte, 6), matte)  # "under 6": 6 pixels stay
+
+
+def test_clip_maps_black_and_white() -> None:
+    matte = torch.tensor([0.0, 0.2, 0.5, 0.8, 1.0]).view(1, 1, 1, 5)
+    assert torch.allclose(refine.clip(matte, 0.2, 0.8), torch.tensor([0.0, 0.0, 0.5, 1.0, 1.0]).view(1, 1, 1, 5))
+
+
+@pytest.mark.parametrize(("pixels", "side"), [(2.0, 14), (-2.0, 6), (0.0, 10)])
+def test_shrink_grow_moves_the_edge(pixels: float, side: int) -> None:
+    matte = torch.zeros(1, 1, 30, 30)
+    matte[0, 0, 10:20, 10:20] = 1.0
+    out = refine.shrink_grow(matte, pixels)
+    assert float(out.sum()) == side * side
+    start = 15 - side // 2
+    assert float(out[0, 0, start : start + side, start : start + side].min()) == 1.0
+
+
+def test_fractional_grow_is_half_way() -> None:
+    matte = torch.zeros(1, 1, 20, 20)
+    matte[0, 0, 5:15, 5:15] = 1.0
+    out = refine.shrink_grow(matte, 0.5)
+    assert float(out[0, 0, 4, 10]) == 0.5 and float(out[0, 0, 3, 10]) == 0.0 and float(out[0, 0, 5, 10]) == 1.0
+
+
+def test_feather_is_a_gaussian_blur() -> None:
+    matte = (torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(1)) > 0.5).float()
+    sigma = 2.5
+    out = refine.feather(matte, sigma)[0, 0].numpy()
+    radius = int(np.ceil(3 * sigma))
+    expected = cv2.GaussianBlur(matte[0, 0].numpy(), (2 * radius + 1, 2 * radius + 1), sigma, borderType=cv2.BORDER_REPLICATE)
+    np.testing.assert_allclose(out, expected, atol=2e-3)
+
+
+def test_controls_apply_in_the_documented_order() -> None:
+    """Clip before grow before feather: clipping a grown, feathered edge would re-harden it."""
+    logits = torch.full((1, 1, 8, 8), -9.0)
+    logits[..., 2:6, 2:6] = 9.0
+    controls = MatteControls(refine=0.0, clip_black=0.3, clip_white=0.7, shrink_grow=1.0, feather=1.0)
+    step = refine.raw_matte(logits, 32, 32)
+    expected = refine.feather(refine.shrink_grow(refine.clip(step, 0.3, 0.7), 1.0), 1.0)
+    assert torch.equal(refine.apply(logits, None, controls, 32, 32), expected)
+    assert not torch.equal(expected, refine.clip(refine.feather(refine.shrink_grow(step, 1.0), 1.0), 0.3, 0.7))
