@@ -1,13 +1,13 @@
 """Scoring must keep up with a benchmark: `rotobridge evaluate score` frames per second at 480p.
 
 Writes a DAVIS-format dataset (854x480 palette PNGs, `--sequences` videos of `--frames`
-frames, `--objects` moving discs each (default 2: DAVIS 2017 val has 61 objects in 30
-videos), the last leaving and coming back) and predictions (the truth shifted and
+frames, `--objects` moving discs each; the defaults are DAVIS 2017 val's size: 30 videos,
+~67 frames each (1,999 in all), 61 objects (so 2 each); the last object leaves and comes back) and predictions (the truth shifted and
 speckled), then times `runs.score_dataset` from reading the PNGs to the
 scores, with `--workers` processes (one sequence each). Goal: >= 200 frames/s on 2 cores.
 It also prints the CPU time one frame costs in a single process, which does not depend on
 what else the machine is running (wall-clock rates do, on a shared machine).
-    .venv/bin/python benchmarks/evaluate_speed.py [--sequences 8] [--frames 60] [--objects 2] [--workers 2]
+    .venv/bin/python benchmarks/evaluate_speed.py [--sequences 30] [--frames 67] [--objects 2] [--workers 2]
 """
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ def write_dataset(root: Path, sequences: int, frames: int, objects: int = 2) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sequences", type=int, default=8)
-    parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument("--sequences", type=int, default=30)
+    parser.add_argument("--frames", type=int, default=67)
     parser.add_argument("--objects", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()

@@ -20,7 +20,8 @@ from typing import Any, Sequence
 
 import torch
 
-from .mattes import atomic_file, matte_sequence, remove_temporaries
+from .atomic import atomic_file, remove_temporaries
+from .mattes import matte_sequence
 from .security import allowed_path
 
 log = logging.getLogger(__name__)

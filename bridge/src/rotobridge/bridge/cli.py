@@ -223,7 +223,7 @@ def _write_text(path: str | None, text: str) -> None:
     if path is None:
         sys.stdout.write(text)
         return
-    from .mattes import atomic_file
+    from .atomic import atomic_file
 
     with atomic_file(os.path.abspath(path)) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:

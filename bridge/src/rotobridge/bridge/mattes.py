@@ -7,10 +7,8 @@ temporary name and renamed so a reader never sees half a file.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import secrets
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
@@ -23,6 +21,7 @@ from fileseq.filesequence import FileSequence
 from rotobridge.bridge.plate import Window, crop_to_display
 from rotobridge.errors import MatteExistsError, OutputError
 
+from .atomic import atomic_file
 from .security import allowed_path
 
 #: OpenEXR compressions that keep half data bit-exact; a matte edge must not shift on disk.
@@ -46,40 +45,6 @@ def upsample_logits(logits: torch.Tensor, height: int, width: int) -> torch.Tens
 def channel_name(object_name: str) -> str:
     """EXR channel for an object: Nuke splits on the last dot and maps ``A`` to alpha."""
     return f"{object_name}.A"
-
-
-@contextlib.contextmanager
-def atomic_file(path: str) -> Iterator[str]:
-    """Yield a hidden temporary path beside `path`; rename it to `path` on success, else remove it.
-
-    The temporary name starts with a dot and ends ``.tmp<ext>`` so globs and sequence scans
-    for the real files do not pick it up, and keeps the extension so writers pick the format.
-    """
-    folder, name = os.path.split(path)
-    ext = os.path.splitext(name)[1]
-    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp{ext}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
-
-
-def remove_temporaries(path: str) -> list[str]:
-    """Remove the temporary files `atomic_file` left beside `path` when a process was killed
-    mid-write; returns their names. Only for files this caller alone writes."""
-    folder, name = os.path.split(path)
-    ext = os.path.splitext(name)[1]
-    removed = []
-    with contextlib.suppress(FileNotFoundError):
-        for entry in os.listdir(folder or "."):
-            if entry.startswith(f".{name}.") and entry.endswith(f".tmp{ext}"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(os.path.join(folder, entry))
-                    removed.append(entry)
-    return removed
 
 
 def _overlap(a: Window, b: Window) -> Window | None:

@@ -15,7 +15,8 @@ import cv2
 import numpy as np
 
 from rotobridge.bridge.colour import resize
-from rotobridge.bridge.mattes import atomic_file, channel_name, read_display_mattes
+from rotobridge.bridge.atomic import atomic_file
+from rotobridge.bridge.mattes import channel_name, read_display_mattes
 from rotobridge.errors import OutputError
 
 if TYPE_CHECKING:

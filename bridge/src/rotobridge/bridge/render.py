@@ -32,7 +32,8 @@ from . import tracking
 from .checkpoint import Checkpoints
 from .colour import ColourPipeline
 from .engine import Engine
-from .mattes import MatteWriter, read_alpha, remove_temporaries
+from .atomic import remove_temporaries
+from .mattes import MatteWriter, read_alpha
 from .plate import FILESEQ_ERRORS, Plate, open_plate
 from .security import allowed_path
 

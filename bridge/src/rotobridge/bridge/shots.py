@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlparse
 from rotobridge import recipe as recipes
 from rotobridge.errors import FarmError, RecipeError
 
-from .mattes import atomic_file
+from .atomic import atomic_file
 
 
 @dataclass(frozen=True)

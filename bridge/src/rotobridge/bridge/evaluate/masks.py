@@ -17,6 +17,8 @@ from PIL import Image
 
 from rotobridge.errors import DatasetError
 
+from ..atomic import atomic_file
+
 #: DAVIS's colour map (PASCAL VOC's bit-interleaved palette): index i's colour, for 256 indices.
 #: sam2's `vos_inference.py` writes predictions with this palette when the input has none.
 
@@ -75,8 +77,6 @@ def write_labels(path: str, labels: np.ndarray, palette: Sequence[int] = DAVIS_P
     """Write a uint8 label map as a palette PNG, atomically."""
     image = Image.fromarray(np.ascontiguousarray(labels, dtype=np.uint8), mode="L").convert("P")
     image.putpalette(list(palette))
-    from ..mattes import atomic_file  # here: scoring processes need not import torch
-
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with atomic_file(path) as tmp:
         image.save(tmp, format="PNG")

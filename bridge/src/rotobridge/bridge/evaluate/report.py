@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from rotobridge.errors import DatasetError
 
-from ..mattes import atomic_file
+from ..atomic import atomic_file
 from .scores import Reappearance, SequenceScores, Summary, reappearance, summarise
 
 

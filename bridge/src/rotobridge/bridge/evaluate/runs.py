@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 
+from ..atomic import atomic_file
 from .datasets import VideoSequence
 from .predictions import PredictionFolder
 from .scores import BOUNDARY_FRACTION, Convention, SequenceScores, evaluated_frames, score_sequence
@@ -71,8 +72,6 @@ def scores_path(out: str, name: str) -> str:
 
 
 def save_scores(out: str, scores: SequenceScores) -> None:
-    from ..mattes import atomic_file
-
     path = scores_path(out, scores.name)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with atomic_file(path) as tmp, open(tmp, "w") as f:
@@ -166,7 +165,6 @@ def run_interactive(
     progress: Progress | None = None,
 ) -> list[list[Round]]:
     """The interactive protocol on each sequence not yet done in `out` (`<out>/interactive/<name>.json`)."""
-    from ..mattes import atomic_file
     from . import interactive
 
     results = []
