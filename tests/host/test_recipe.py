@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from rotobridge import recipe as recipes
+from rotobridge.controls import MatteControls
 from rotobridge.errors import RecipeError
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "recipe.md"
@@ -44,7 +45,7 @@ def _with(path: str, value: Any) -> dict[str, Any]:
 
 BAD = [
     # (field changed, new value, field named in the error, words in the message)
-    ("rotobridge_recipe", 2, "rotobridge_recipe", "newer"),
+    ("rotobridge_recipe", 3, "rotobridge_recipe", "newer"),
     ("rotobridge_recipe", ..., "rotobridge_recipe", "required"),
     ("rotobridge_recipe", "1", "rotobridge_recipe", "whole number"),
     ("colour_space", "x", "colour_space", "unknown field"),
@@ -207,6 +208,7 @@ NESTED = {
     (recipes.Recipe, "output"): recipes.Output,
     (recipes.Recipe, "objects"): recipes.Object,
     (recipes.Object, "prompts"): recipes.Prompt,
+    (recipes.Object, "matte"): MatteControls,
 }
 
 
@@ -234,3 +236,45 @@ def test_doc_example_is_a_valid_recipe() -> None:
     assert example is not None
     recipe = recipes.loads(example.group(1))
     assert [o.name for o in recipe.objects] == ["ball", "crate"]
+
+
+def _with_matte(matte: dict[str, Any], version: int = 2) -> dict[str, Any]:
+    data = _with("objects[0].matte", matte)
+    data["rotobridge_recipe"] = version
+    return data
+
+
+def test_matte_controls_round_trip_as_version_2(tmp_path: Path) -> None:
+    recipe = recipes.parse(_with_matte({"feather": 2, "despeckle": 40}))
+    assert recipe.objects[0].matte == MatteControls(feather=2.0, despeckle=40)
+    assert recipe.objects[1].matte is None
+    saved = tmp_path / "r.json"
+    recipes.save(recipe, saved)
+    data = json.loads(saved.read_text())
+    assert data["rotobridge_recipe"] == 2
+    assert data["objects"][0]["matte"]["feather"] == 2.0 and "matte" not in data["objects"][1]
+    assert recipes.load(saved) == recipe and recipes.load(saved).sha256() == recipe.sha256()
+
+
+def test_a_recipe_without_matte_controls_is_written_as_version_1_with_its_old_hash() -> None:
+    recipe = recipes.parse(BASE)
+    assert recipe.to_dict()["rotobridge_recipe"] == 1
+    assert recipes.parse(_with("rotobridge_recipe", 2)).sha256() == recipe.sha256()
+    assert recipes.parse(_with_matte({})).sha256() != recipe.sha256()
+
+
+@pytest.mark.parametrize(
+    ("matte", "version", "field", "words"),
+    [
+        ({}, 1, "objects[0].matte", "version 2"),
+        ({"feather": -1}, 2, "objects[0].matte.feather", "between 0"),
+        ({"clip_black": 0.8, "clip_white": 0.2}, 2, "objects[0].matte.clip_black", "below clip_white"),
+        ({"smoothing": 2}, 2, "objects[0].matte.smoothing", "between 0"),
+        ({"choke": 1}, 2, "objects[0].matte.choke", "unknown field"),
+        ([], 2, "objects[0].matte", "object"),
+    ],
+)
+def test_bad_matte_controls_name_the_field(matte: Any, version: int, field: str, words: str) -> None:
+    with pytest.raises(RecipeError) as err:
+        recipes.parse(_with_matte(matte, version))
+    assert err.value.field == field and words in str(err.value)

@@ -5,11 +5,13 @@ plate resolution in this order (bridge/src/rotobridge/bridge/refine.py does the 
 
 1. edge refinement: SAM 2's probabilities re-estimated from the plate's colours near the
    edge (`refine` strength 0-1, `refine_radius` in pixels);
-2. despeckle: islands and holes smaller than `despeckle` pixels removed / filled;
-3. clip: values at or below `clip_black` become 0, at or above `clip_white` 1, linear
+2. reduce chatter: temporal smoothing along the plate's optical flow over neighbouring
+   frames (`smoothing` strength 0-1);
+3. despeckle: islands and holes smaller than `despeckle` pixels removed / filled;
+4. clip: values at or below `clip_black` become 0, at or above `clip_white` 1, linear
    between;
-4. shrink/grow: the edge moved by `shrink_grow` pixels (negative shrinks);
-5. feather: a Gaussian blur of `feather` pixels (its standard deviation).
+5. shrink/grow: the edge moved by `shrink_grow` pixels (negative shrinks);
+6. feather: a Gaussian blur of `feather` pixels (its standard deviation).
 
 Cleaning comes before moving and softening, so a feathered edge is never clipped hard
 again. Stdlib only: hosts validate controls before sending them.
@@ -30,13 +32,14 @@ MAX_RADIUS = 512.0
 
 @dataclass(frozen=True)
 class MatteControls:
-    """One object's controls; the defaults refine edges and change nothing else.
+    """One object's controls; the defaults refine edges, reduce chatter and change nothing else.
 
     Constructing one with a bad value raises RecipeError naming the field.
     """
 
     refine: float = 1.0
     refine_radius: float = 0.0
+    smoothing: float = 0.5
     despeckle: int = 0
     clip_black: float = 0.0
     clip_white: float = 1.0
@@ -54,8 +57,10 @@ class MatteControls:
 
         for f in dataclasses.fields(self):
             (whole if f.type == "int" else number)(getattr(self, f.name), f.name)
-        if not 0.0 <= self.refine <= 1.0:
-            refuse("refine", f"must be between 0 (off) and 1 (full strength), got {self.refine}")
+        for name in ("refine", "smoothing"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                refuse(name, f"must be between 0 (off) and 1 (full strength), got {value}")
         for name in ("refine_radius", "feather"):
             value = getattr(self, name)
             if not 0.0 <= value <= MAX_RADIUS:
@@ -78,7 +83,7 @@ class MatteControls:
 
 
 #: The controls that change nothing at all: no refinement, no clean-up.
-UNCHANGED = MatteControls(refine=0.0)
+UNCHANGED = MatteControls(refine=0.0, smoothing=0.0)
 
 
 def parse(data: Any, where: str) -> MatteControls:

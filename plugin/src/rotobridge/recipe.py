@@ -17,11 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Collection, Mapping, Sequence
 
+from . import controls
+from .controls import MatteControls
 from .errors import RecipeError
 from .fields import MAX_FRAMES, Fields, boolean, bounded, box, choice, frameset, join, label, listing, point, rgb, shown, string, whole
 
-#: The schema version this code reads and writes, the only one so far.
-RECIPE_VERSION = 1
+#: The newest schema version this code reads. A recipe is written with the lowest version
+#: that holds it (version 2 added `objects[].matte`), so a recipe without matte controls is
+#: written exactly as before, keeps its hash (and the mattes and checkpoints that carry it),
+#: and an older rotobridge given one it cannot render says to upgrade.
+RECIPE_VERSION = 2
+#: The version that added each optional part.
+_MATTE_VERSION = 2
 VERSION_KEY = "rotobridge_recipe"
 
 DIRECTIONS = ("both", "forward", "backward")
@@ -88,6 +95,8 @@ class Object:
     name: str
     prompts: tuple[Prompt, ...]
     colour: tuple[float, float, float] | None = None
+    #: the artist's matte controls (rotobridge.controls); None: SAM 2's matte as it is
+    matte: MatteControls | None = None
 
 
 @dataclass(frozen=True)
@@ -280,7 +289,13 @@ def _object(data: Any, where: str, *, with_prompts: bool = True) -> Object:
             if prompt.frame in seen:
                 raise RecipeError(f.path("prompts"), f"frame {prompt.frame} appears twice: put all its clicks in one prompt")
             seen.add(prompt.frame)
-    obj = Object(id=obj_id, name=name, prompts=prompts, colour=f.get("colour", rgb, None))
+    obj = Object(
+        id=obj_id,
+        name=name,
+        prompts=prompts,
+        colour=f.get("colour", rgb, None),
+        matte=f.get("matte", controls.parse, None),
+    )
     f.done()
     return obj
 
@@ -343,6 +358,12 @@ def parse(data: Any, base_dir: str = ".") -> Recipe:
     objects = tuple(_object(o, f"objects[{i}]") for i, o in enumerate(f.get("objects", bounded(MAX_OBJECTS, "objects"))))
     if not objects:
         raise RecipeError("objects", "needs at least one object")
+    if version < _MATTE_VERSION:
+        late = next((i for i, o in enumerate(objects) if o.matte is not None), None)
+        if late is not None:
+            raise RecipeError(
+                f"objects[{late}].matte", f"needs recipe version {_MATTE_VERSION} or later (this recipe says {version})"
+            )
     for key in ("id", "name"):
         values = [getattr(o, key) for o in objects]
         dup = next((v for v in values if values.count(v) > 1), None)
@@ -385,7 +406,7 @@ _OMITTED: Mapping[type, Mapping[str, Any]] = {
     Colour: {"config": None, "display": None, "view": None},
     Model: {"name": None, "config": None, "checkpoint": None, "overrides": ()},
     Prompt: {"points": (), "labels": (), "box": None, "mask": None},
-    Object: {"colour": None},
+    Object: {"colour": None, "matte": None},
     Propagate: {"direction": "both", "start": None},
     Output: {"compression": "zip", "binary": False, "overwrite": False},
 }
@@ -404,6 +425,8 @@ def part_dict(part: Plate | Colour | Model | Prompt | Object | Propagate | Outpu
             continue
         if key == "prompts":
             value = [part_dict(p) for p in value]
+        elif isinstance(value, MatteControls):
+            value = value.to_json()
         out[key] = _jsonable(value)
     return out
 
@@ -411,7 +434,7 @@ def part_dict(part: Plate | Colour | Model | Prompt | Object | Propagate | Outpu
 def to_dict(recipe: Recipe) -> dict[str, Any]:
     """The JSON form of a recipe (parts with only defaults left out)."""
     out = {
-        VERSION_KEY: RECIPE_VERSION,
+        VERSION_KEY: version(recipe),
         "plate": part_dict(recipe.plate),
         "colour": part_dict(recipe.colour),
         "model": part_dict(recipe.model),
@@ -420,6 +443,11 @@ def to_dict(recipe: Recipe) -> dict[str, Any]:
         "output": part_dict(recipe.output),
     }
     return {key: value for key, value in out.items() if value != {}}
+
+
+def version(recipe: Recipe) -> int:
+    """The lowest schema version that holds `recipe`: the one it is written with."""
+    return _MATTE_VERSION if any(o.matte is not None for o in recipe.objects) else 1
 
 
 def _jsonable(value: Any) -> Any:
