@@ -223,3 +223,15 @@ def test_cropped_scores_equal_full_frame_scores() -> None:
             t, p = gt == obj, pr == obj
             full = (scores.jaccard(t, p), scores.boundary_f(t, p, kernel))
             assert scores.pair_scores(t, p, kernel) == pytest.approx(full, abs=1e-12)
+
+
+@pytest.mark.parametrize("ids", [(), (1,), (3, 7), (1, 2, 255), tuple(range(1, 20)), (5, 200), (255,)])
+def test_split_finds_exactly_the_ids_in_a_label_map(ids: tuple[int, ...]) -> None:
+    """split compares per candidate id below 9 and counts a histogram above: both exact."""
+    rng = np.random.default_rng(len(ids))
+    labels = np.zeros((23, 31), np.uint8)
+    for i in ids:
+        labels[rng.integers(0, 23), rng.integers(0, 31)] = i  # one pixel each, anywhere
+    assert set(split(labels)) == set(np.unique(labels)) - {0}
+    for i, mask in split(labels).items():
+        assert np.array_equal(mask, labels == i)

@@ -29,16 +29,20 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
-import OpenImageIO as oiio
-from fileseq.frameset import FrameSet
 
 from rotobridge.errors import DatasetError
 
-from ..plate import FILESEQ_ERRORS, crop_to_display
 from . import masks as maskfiles
+
+if TYPE_CHECKING:
+    import OpenImageIO as oiio
+
+# OpenImageIO, fileseq and the plate reader (which brings pyzmq and asyncio) are imported
+# where a dataset is read, not here: scoring processes unpickle sequences, which imports
+# this module, and start ~2x faster without them.
 
 FORMATS = ("davis", "mose", "youtube", "sav", "studio")
 #: the `truth_files` key of a frame's label PNG (not an object id: SA-V numbers objects from 0)
@@ -143,6 +147,8 @@ def _jpeg_frames(folder: str) -> tuple[str, dict[int, str], tuple[int, int]]:
 
 
 def _spec(path: str) -> oiio.ImageSpec:
+    import OpenImageIO as oiio
+
     image = oiio.ImageInput.open(path)
     if image is None:
         raise DatasetError(f"cannot read {path}: {oiio.geterror()}")
@@ -283,6 +289,7 @@ def _read_object(path: str, shape: tuple[int, int]) -> np.ndarray:
 def read_matte(path: str, shape: tuple[int, int]) -> np.ndarray:
     """A truth matte: alpha (or the only channel) over the display window, > 0.5."""
     from ..mattes import read_alpha  # here: scoring processes need not import torch
+    from ..plate import crop_to_display
 
     try:
         pixels, data, display = read_alpha(path)
@@ -294,6 +301,10 @@ def read_matte(path: str, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _frames(text: str, where: str) -> tuple[int, ...]:
+    from fileseq.frameset import FrameSet
+
+    from ..plate import FILESEQ_ERRORS
+
     try:
         return tuple(sorted({int(f) for f in FrameSet(text)}))
     except FILESEQ_ERRORS:

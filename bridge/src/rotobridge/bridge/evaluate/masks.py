@@ -67,10 +67,28 @@ def read_palette(path: str) -> list[int] | None:
         return image.getpalette()
 
 
+#: Above this many candidate ids a histogram finds the ids present faster than one
+#: comparison per candidate (a comparison costs ~1/12 of cv2.calcHist on a 480p map).
+_COMPARISONS = 8
+
+
 def split(labels: np.ndarray) -> dict[int, np.ndarray]:
     """Object id → boolean mask for each non-zero id of a label map."""
-    counts = cv2.calcHist([labels], [0], None, [256], [0, 256]).ravel()  # several times np.unique's speed
-    return {int(i): labels == i for i in np.flatnonzero(counts) if i != 0}
+    top = int(labels.max()) if labels.size else 0
+    if top == 255:  # DAVIS's void label: look for the objects below it
+        below = int(np.where(labels == 255, 0, labels).max())
+        candidates = [*range(1, below + 1), 255]
+    else:
+        candidates = list(range(1, top + 1))
+    if len(candidates) > _COMPARISONS:
+        counts = cv2.calcHist([labels], [0], None, [256], [0, 256]).ravel()
+        candidates = [int(i) for i in np.flatnonzero(counts) if i != 0]
+    out = {}
+    for i in candidates:
+        mask = labels == i
+        if mask.any():
+            out[i] = mask
+    return out
 
 
 def write_labels(path: str, labels: np.ndarray, palette: Sequence[int] = DAVIS_PALETTE) -> None:

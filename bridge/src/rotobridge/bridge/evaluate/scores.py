@@ -47,17 +47,13 @@ def jaccard(truth: np.ndarray, prediction: np.ndarray) -> float:
 
 def boundary_map(mask: np.ndarray) -> np.ndarray:
     """One-pixel boundary of a boolean mask, by davis2017-evaluation's `seg2bmap` rule."""
-    right = np.zeros_like(mask)
-    below = np.zeros_like(mask)
-    diagonal = np.zeros_like(mask)
-    right[:, :-1] = mask[:, 1:]
-    below[:-1, :] = mask[1:, :]
-    diagonal[:-1, :-1] = mask[1:, 1:]
-    edge = (mask ^ right) | (mask ^ below) | (mask ^ diagonal)
-    edge[-1, :] = mask[-1, :] ^ right[-1, :]
-    edge[:, -1] = mask[:, -1] ^ below[:, -1]
-    edge[-1, -1] = False
-    return np.asarray(edge, dtype=bool)
+    edge = np.zeros_like(mask, dtype=bool)
+    m = mask
+    inner = m[:-1, :-1]
+    edge[:-1, :-1] = (inner ^ m[:-1, 1:]) | (inner ^ m[1:, :-1]) | (inner ^ m[1:, 1:])
+    edge[-1, :-1] = m[-1, :-1] ^ m[-1, 1:]  # the last row: right neighbours only
+    edge[:-1, -1] = m[:-1, -1] ^ m[1:, -1]  # the last column: lower neighbours only
+    return edge
 
 
 def disk_radius(height: int, width: int, tolerance: float = BOUNDARY_FRACTION) -> int:
