@@ -11,6 +11,7 @@ message kept in the panel. All decisions are the controller's; coordinates conve
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import sys
@@ -22,6 +23,7 @@ import bpy
 from rotobridge import keys, recipe
 from rotobridge.client import Client
 from rotobridge.controller import ClientFactory, Controller
+from rotobridge.controls import MatteControls
 from rotobridge.coords import BlenderClip
 from rotobridge.errors import HostError, RotobridgeError
 from rotobridge.host import DISCONNECTED
@@ -186,8 +188,17 @@ class BlenderHost:
         overwrite = True if self.clip.rotobridge.overwrite else None
         self.controller.propagate(direction, overwrite=overwrite)
 
+    def set_matte(self, item: Any) -> None:
+        """An object's matte properties changed: its controls follow (a refused value reverts)
+        and the current frame's preview shows them."""
+        try:
+            self.controller.set_matte(int(item.object_id), matte_controls(item), self.plate_frame())
+        except RotobridgeError as exc:
+            self.controller.report(exc)
+        self.mirror()
+
     def mirror(self) -> None:
-        """Make the clip's object list match the prompt model."""
+        """Make the clip's object list (names, colours, matte controls) match the prompt model."""
         items = self.clip.rotobridge.objects
         objects = self.controller.prompts.objects
         self.syncing = True
@@ -199,6 +210,10 @@ class BlenderHost:
             for item, obj in zip(items, objects):
                 item.object_id, item.name = obj.id, obj.name
                 item.colour = obj.colour or PALETTE[0]
+                shown = obj.matte or MatteControls()
+                item.matte_on = obj.matte is not None
+                for field in dataclasses.fields(MatteControls):
+                    setattr(item, field.name, getattr(shown, field.name))
         finally:
             self.syncing = False
         settings = self.clip.rotobridge
@@ -238,6 +253,16 @@ class BlenderHost:
             return self.controller.prompts.object(self.active_id()).name
         except RotobridgeError:
             return None
+
+
+def matte_controls(item: Any) -> MatteControls | None:
+    """The controls an object's properties show (None when Refine Matte is off); RecipeError naming a bad one."""
+    if not item.matte_on:
+        return None
+    return MatteControls(**{
+        f.name: int(getattr(item, f.name)) if f.type == "int" else float(getattr(item, f.name))
+        for f in dataclasses.fields(MatteControls)
+    })
 
 
 def _sequence(path: str) -> tuple[str, int]:

@@ -1,15 +1,19 @@
 """Settings, the object list, the RotoBridge sidebar tab of the Movie Clip Editor, preferences.
 
 A clip's settings (`clip.rotobridge`) are saved with the .blend: its objects (a mirror of
-the prompt model in `clip["rotobridge_prompts"]`; renaming or recolouring one edits the
-model), the matte path and whether to replace existing mattes. Bridge settings are
+the prompt model in `clip["rotobridge_prompts"]`; renaming or recolouring one, or changing
+its matte controls, edits the model), the matte path and whether to replace existing mattes. Bridge settings are
 per user, in the add-on's preferences.
 """
 
 from typing import Any
 
 import bpy
-from bpy.props import BoolProperty, CollectionProperty, FloatVectorProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import (
+    BoolProperty, CollectionProperty, FloatProperty, FloatVectorProperty, IntProperty, PointerProperty, StringProperty,
+)
+
+from rotobridge.controls import MAX_RADIUS, MatteControls
 
 from rotobridge.host import CANCELLING, PROPAGATING
 from rotobridge.protocol import DEFAULT_ADDRESS
@@ -30,6 +34,20 @@ def _edited(item: Any, edit: str) -> None:
     host.mirror()
 
 
+def _matte_edited(item: Any) -> None:
+    """An object's matte control changed in the panel: the model follows, the preview updates (a refused value reverts)."""
+    host = adapter.host_for(item.id_data)
+    if not host.syncing:
+        host.set_matte(item)
+
+
+def _control(kind: Any, name: str, description: str, **limits: Any) -> Any:
+    """A matte control's property, at the control's default, editing the model when changed."""
+    default = getattr(MatteControls(), name)
+    label = name.replace("_", " ").title()
+    return kind(name=label, description=description, default=default, update=lambda self, _: _matte_edited(self), **limits)
+
+
 def _chosen(settings: Any, context: Any) -> None:
     """Another object was chosen in the list: the compositor shows its matte."""
     if 0 <= settings.active_object < len(settings.objects):
@@ -43,6 +61,16 @@ class RotoBridgeObject(bpy.types.PropertyGroup):
         name="Colour", subtype="COLOR", size=3, min=0.0, max=1.0, default=(1.0, 0.3, 0.2),
         update=lambda self, _: _edited(self, "colour"),
     )
+    #: the object's matte controls (rotobridge.controls); off: SAM 2's matte as it is
+    matte_on: BoolProperty(name="Refine Matte", description="Off: SAM 2's matte as it is", update=lambda self, _: _matte_edited(self))
+    refine: _control(FloatProperty, "refine", "Edge refinement strength, 0 (off) to 1", min=0.0, max=1.0)
+    refine_radius: _control(FloatProperty, "refine_radius", "Colour window radius in plate pixels; 0: automatic", min=0.0, max=MAX_RADIUS)
+    smoothing: _control(FloatProperty, "smoothing", "Reduce chatter: temporal smoothing strength, 0 (off) to 1", min=0.0, max=1.0)
+    despeckle: _control(IntProperty, "despeckle", "Islands and holes smaller than this many pixels are removed", min=0)
+    clip_black: _control(FloatProperty, "clip_black", "Values at or below become 0", min=0.0, max=1.0)
+    clip_white: _control(FloatProperty, "clip_white", "Values at or above become 1", min=0.0, max=1.0)
+    shrink_grow: _control(FloatProperty, "shrink_grow", "Moves the edge out (positive) or in (negative), plate pixels", min=-MAX_RADIUS, max=MAX_RADIUS)
+    feather: _control(FloatProperty, "feather", "Gaussian blur, plate pixels", min=0.0, max=MAX_RADIUS)
 
 
 class RotoBridgeClip(bpy.types.PropertyGroup):
@@ -96,6 +124,15 @@ class ROTOBRIDGE_PT_panel(bpy.types.Panel):
         column = row.column(align=True)
         column.operator("rotobridge.object_add", text="", icon="ADD")
         column.operator("rotobridge.object_remove", text="", icon="REMOVE")
+
+        if 0 <= settings.active_object < len(settings.objects):
+            item = settings.objects[settings.active_object]
+            box = layout.box()
+            box.prop(item, "matte_on")
+            column = box.column(align=True)
+            column.enabled = item.matte_on
+            for name in MatteControls.__dataclass_fields__:
+                column.prop(item, name)
 
         column = layout.column(align=True)
         column.operator("rotobridge.click_tool", icon="RESTRICT_SELECT_OFF")

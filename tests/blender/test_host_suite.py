@@ -183,3 +183,36 @@ def test_the_key_preferences_give_the_client_its_keys_or_say_what_is_missing(hos
     (server_public, _), (artist_public, artist_secret) = zmq.auth.load_certificate(server), zmq.auth.load_certificate(secret)
     assert artist_secret is not None
     assert host.fake.last.keys == Keys(server_public.decode(), artist_public.decode(), artist_secret.decode())
+
+
+def test_matte_properties_edit_the_objects_controls_and_round_trip_through_the_blend(host: BlenderHarness) -> None:
+    from rotobridge.controls import MatteControls
+    from rotobridge.prompts import PromptModel
+
+    host.connect()
+    car = host.add_object("car")
+    host.click(car, 1001, 412.5, 220.25)
+    host.pump(lambda: len(host.previews()) >= 1)
+    item = host.clip.rotobridge.objects[0]
+    assert item.matte_on is False and item.refine == 1.0  # no controls yet: SAM 2's raw matte
+    shown = len(host.previews())
+    item.matte_on = True
+    item.feather = 2.5
+    item.despeckle = 40
+    wanted = MatteControls(feather=2.5, despeckle=40)
+
+    def sent() -> Any:
+        calls = host.fake.last.called("matte")
+        return calls and host.fake.last.controls.get((calls[-1].args["session"], car))
+
+    host.pump(lambda: len(host.previews()) > shown and sent() == wanted)
+    assert PromptModel.loads(host.stored()).object(car).matte == wanted and host.errors() == []
+    item.clip_white = 0.5
+    item.clip_black = 0.75  # refused, named, and the property reverts
+    assert "clip_black" in host.errors()[-1] and item.clip_black == 0.0
+    assert PromptModel.loads(host.stored()).object(car).matte == MatteControls(feather=2.5, despeckle=40, clip_white=0.5)
+
+    again = host.reload()
+    item = again.clip.rotobridge.objects[0]
+    assert item.matte_on is True and (item.feather, item.despeckle, item.clip_white) == (2.5, 40, 0.5)
+    assert PromptModel.loads(again.stored()).object(car).matte == MatteControls(feather=2.5, despeckle=40, clip_white=0.5)

@@ -28,6 +28,7 @@ from rotobridge.bridge.colour import ColourPipeline
 from rotobridge.bridge.engine import Engine
 from rotobridge.bridge.mattes import read_matte, upsample_logits
 from rotobridge.bridge.plate import open_plate
+from rotobridge.controls import MatteControls
 
 from ..conftest import SMALL_SIZE, TINY_CONFIG
 from .conftest import COLOURSPACE, mattes, shot
@@ -46,7 +47,7 @@ def test_hello_ping_and_status(start_bridge: Any, tmp_path: Path) -> None:
     server = start_bridge(tmp_path)
     peer = Peer(server.endpoint)
     hello = peer.ok("hello", client="test")
-    assert hello["protocol"] == [1, 0] and hello["device"] == "cpu" and hello["heartbeat_ms"] == 1000
+    assert hello["protocol"] == [1, 1] and hello["device"] == "cpu" and hello["heartbeat_ms"] == 1000
     assert hello["model"] == "sam2.1_hiera_t" and hello["untrained"] is True
     assert peer.ok("ping") == {}
     session = peer.ok("open", **shot(tmp_path))["session"]
@@ -95,6 +96,7 @@ def test_propagation_streams_progress_and_writes_what_render_writes_from_the_exp
     session = peer.ok("open", **shot(tmp_path, frames=8))["session"]
     _click(peer, session, CAR, 1003)
     _click(peer, session, PERSON, 1003, box=[30, 10, 60, 40])
+    peer.ok("matte", session=session, object_id=7, controls={"shrink_grow": -1.5, "feather": 2}, frame=1003)
     rid = peer.send("propagate", session=session, start=1001, end=1008, direction="both")
     assert peer.reply(rid)["result"] == {"job": rid}
     events = peer.wait_events(rid)
@@ -107,6 +109,7 @@ def test_propagation_streams_progress_and_writes_what_render_writes_from_the_exp
     exported = peer.ok("export", session=session)["recipe"]
     recipe = recipes.parse(exported)
     assert [o.name for o in recipe.objects] == ["car", "person"] and recipe.objects[1].colour == (1.0, 0.5, 0.0)
+    assert recipe.objects[0].matte is None and recipe.objects[1].matte == MatteControls(shrink_grow=-1.5, feather=2)
     assert recipe.model == recipes.Model(config=TINY_CONFIG, checkpoint=recipe.model.checkpoint, overrides=tuple(SMALL_SIZE))
     again = recipes.parse({**exported, "output": {"path": str(tmp_path / "render" / "r.####.exr")}})
     result = rendering.render(again, device="cpu")

@@ -24,6 +24,7 @@ from typing import Any, Callable, Sequence, TypeVar
 
 from rotobridge import recipe
 from rotobridge.client import Pending
+from rotobridge.controls import MatteControls
 from rotobridge.errors import (
     BridgeUnreachableError,
     BusyError,
@@ -115,6 +116,8 @@ class FakeClient:
         #: (session, object id, frame) -> {"object", "points", "labels", "box"}
         self.prompts: dict[tuple[str, int, int], dict[str, Any]] = {}
         self.written: set[int] = set()
+        #: (session, object id) -> the matte controls a `matte` request set
+        self.controls: dict[tuple[str, int], MatteControls | None] = {}
         self.job: _Job | None = None
         self.closed = False
         self._lock = threading.Lock()
@@ -237,6 +240,15 @@ class FakeClient:
     def preview(self, session: str, frame: int) -> Preview:
         self._record("preview", session=session, frame=frame)
         self._session(session)
+        return self._preview(session, frame)
+
+    @_answered
+    def matte(self, session: str, object_id: int, controls: MatteControls | None, frame: int) -> Preview:
+        self._record("matte", session=session, object_id=object_id, controls=controls, frame=frame)
+        self._session(session)
+        if not any(k[:2] == (session, object_id) for k in self.prompts):
+            raise RecipeError("object_id", f"the session has no object {object_id}")
+        self.controls[(session, object_id)] = controls
         return self._preview(session, frame)
 
     @_answered

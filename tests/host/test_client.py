@@ -580,8 +580,8 @@ def _raw_reply(header: dict[str, Any]) -> Raw:
         lambda m: {"protocol": [2, 3], "bridge_version": "9", "model": "x", "device": "cpu", "heartbeat_ms": 1000},
         # a bridge that refused our version itself
         lambda m: _raw_reply(
-            {"v": [1, 0], "id": m.id, "type": "reply", "ok": False,
-             "error": {"name": "version_mismatch", "message": "protocol 1.0 cannot talk to this peer's 2.0"}}
+            {"v": [1, 1], "id": m.id, "type": "reply", "ok": False,
+             "error": {"name": "version_mismatch", "message": "protocol 1.1 cannot talk to this peer's 2.0"}}
         ),
     ],
     ids=["header-v2", "hello-says-v2", "bridge-refuses"],
@@ -596,7 +596,7 @@ def test_version_mismatch_is_refused_with_a_clear_error(
     with pytest.raises(VersionMismatchError) as err:
         client.hello().result()
     assert time.monotonic() - start < DEAD_AFTER
-    assert err.value.name == "version_mismatch" and "2." in str(err.value) and "1.0" in str(err.value)
+    assert err.value.name == "version_mismatch" and "2." in str(err.value) and "1.1" in str(err.value)
     assert states.wait_for(lambda items: len(items) == 2)[1][0] == "lost"
 
 

@@ -27,7 +27,9 @@ from rotobridge.controller import (
     Controller,
 )
 from rotobridge.errors import HostError, RotobridgeError
+from rotobridge.controls import MatteControls
 from rotobridge.keys import Keys
+from rotobridge.prompts import PromptModel
 from rotobridge.recipe import Shot
 
 from .fake_client import FakeClients
@@ -458,3 +460,47 @@ def test_the_real_client_drives_the_controller_alike() -> None:
     assert (host.progress_seen, host.ended, host.errors) == ([(1001, 1, 2)], [("done", 1, 2)], [])
     (sent,) = bridge.requests("prompt")
     assert (sent["object"], sent["points"], sent["labels"]) == ({"id": 1, "name": "car"}, [[412.0, 220.5]], [1])
+
+
+def test_matte_controls_are_stored_sent_and_shown_and_travel_with_prompts_on_reopen() -> None:
+    feather = MatteControls(feather=2.0, clip_black=0.1)
+    ctl, host, fake = opened()
+    ctl.add_object("car")
+    ctl.set_matte(1, feather, 1003)  # no clicks yet: stored, nothing to send
+    assert fake.last.called("matte") == []
+    assert PromptModel.loads(host.stored).object(1).matte == feather
+    ctl.click(1, 1003, 412.0, 220.5)
+    host.pump(lambda: bool(host.previews))
+    assert fake.last.called("prompt")[0].args["object"]["matte"] == feather.to_json()  # it travels with the click
+
+    grown = MatteControls(shrink_grow=4.0)
+    ctl.set_matte(1, grown, 1003)
+    ctl.set_matte(1, None, 1003)  # changed again while the first is on its way: the latest follows
+    host.pump(lambda: len(fake.last.called("matte")) == 2 and len(host.previews) == 2)
+    assert [c.args["controls"] for c in fake.last.called("matte")] == [grown, None]
+    assert fake.last.controls[(ctl.session, 1)] is None and host.previews[-1][1].frame == 1003
+    assert PromptModel.loads(host.stored).object(1).matte is None
+
+    ctl.set_matte(1, grown, 1007)  # a frame the bridge cannot preview: the controls are set all the same, no error
+    host.pump(lambda: len(fake.last.called("matte")) == 3 and not ctl._matting)
+    assert host.errors == [] and fake.last.controls[(ctl.session, 1)] == grown
+    ctl.rename_object(1, "auto")  # renaming keeps the controls
+    assert PromptModel.loads(host.stored).object(1).matte == grown
+
+    again, host2, fake2 = opened(host.stored)  # a reopened script sends its controls with its prompts
+    host2.pump(lambda: bool(fake2.last.called("prompt")))
+    assert fake2.last.called("prompt")[0].args["object"]["matte"] == grown.to_json()
+
+
+def test_bad_matte_controls_and_edits_while_tracking_are_refused() -> None:
+    ctl, host, fake = opened()
+    ctl.add_object("car")
+    ctl.click(1, 1003, 412.0, 220.5)
+    host.pump(lambda: bool(host.previews))
+    ctl.set_matte(2, MatteControls(), 1003)
+    assert "no object 2" in host.errors[-1][1]
+    ctl.propagate("forward")
+    host.pump(lambda: fake.last.job is not None)
+    ctl.set_matte(1, MatteControls(feather=1.0), 1003)
+    assert "tracking is running" in host.errors[-1][1] and fake.last.called("matte") == []
+    assert PromptModel.loads(host.stored).object(1).matte is None

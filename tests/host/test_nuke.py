@@ -694,3 +694,46 @@ def test_installer_vendors_pyzmq_for_the_python_of_each_nuke(tmp_path: Path, nuk
     assert printed.returncode == 0, printed.stderr
     command = printed.stdout.splitlines()[-1]
     assert f"--python-version {python} " in command and f"--target {NUKE_FOLDER / 'lib' / f'py{python}'} " in command
+
+
+def test_matte_knobs_edit_the_chosen_objects_controls_and_round_trip_through_save_and_load(host: NukeHarness) -> None:
+    from rotobridge.controls import MatteControls
+
+    host.connect()
+    car = host.add_object("car")
+    person = host.add_object("person")
+    host.click(car, 1001, 412.5, 220.25)
+    host.click(person, 1001, 100.0, 80.0)
+    nuke_double.double_edit(host.node[node.OBJECT], "car")
+    assert host.node[node.MATTE_ON].value() is False  # no controls yet: SAM 2's raw matte
+    shown = len(host.previews())
+    nuke_double.double_edit(host.node[node.MATTE_ON], True)
+    nuke_double.double_edit(host.node["matte_feather"], 2.5)
+    nuke_double.double_edit(host.node["matte_despeckle"], 40)
+    host.pump(lambda: len(host.fake.last.called("matte")) >= 1 and len(host.previews()) > shown)
+    host.pump(lambda: host.fake.last.controls.get((host.fake.last.called("matte")[0].args["session"], car))
+              == MatteControls(feather=2.5, despeckle=40))
+    model = PromptModel.loads(host.stored())
+    assert model.object(car).matte == MatteControls(feather=2.5, despeckle=40) and model.object(person).matte is None
+    assert host.errors() == []
+
+    nuke_double.double_edit(host.node[node.OBJECT], "person")  # the knobs show the other object's (none)
+    assert host.node[node.MATTE_ON].value() is False and host.node["matte_feather"].value() == 0.0
+    nuke_double.double_edit(host.node[node.MATTE_ON], True)
+    nuke_double.double_edit(host.node["matte_clip_white"], 0.5)
+    nuke_double.double_edit(host.node["matte_clip_black"], 0.7)  # refused, named, and the knob springs back
+    assert "clip_black" in host.errors()[-1] and host.node["matte_clip_black"].value() == 0.0
+    assert PromptModel.loads(host.stored()).object(person).matte == MatteControls(clip_white=0.5)
+    assert nuke_double.double_state("violations") == []
+
+    again = host.reload()
+    stored = PromptModel.loads(again.stored())
+    assert stored.object(car).matte == MatteControls(feather=2.5, despeckle=40)
+    assert stored.object(person).matte == MatteControls(clip_white=0.5)
+    nuke_double.double_edit(again.node[node.OBJECT], "car")
+    assert again.node[node.MATTE_ON].value() is True and again.node["matte_feather"].value() == 2.5
+    assert again.node["matte_despeckle"].value() == 40
+    again.connect()  # a reopened script sends its controls with its prompts
+    again.pump(lambda: len(again.fake.last.called("prompt")) == 2)
+    sent = {c.args["object"]["name"]: c.args["object"].get("matte") for c in again.fake.last.called("prompt")}
+    assert sent == {"car": MatteControls(feather=2.5, despeckle=40).to_json(), "person": MatteControls(clip_white=0.5).to_json()}

@@ -19,6 +19,7 @@ are the controller's; coordinates convert with `rotobridge.coords.NukeSpace`, pa
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import posixpath
 import re
@@ -28,6 +29,7 @@ import nuke
 
 from rotobridge import keys, recipe
 from rotobridge.client import Client
+from rotobridge.controls import MatteControls
 from rotobridge.controller import ClientFactory, Controller
 from rotobridge.coords import NukeSpace, nuke_proxy_scale
 from rotobridge.errors import HostError, PromptError, RotobridgeError
@@ -205,6 +207,13 @@ class NukeHost:
         name = knob.name()
         if name == "showPanel":
             self.show_frame()
+        if name == n.OBJECT and not self._syncing:
+            with _no_undo():
+                self._mirror_matte()  # the matte knobs show the chosen object's controls
+            return
+        if name.startswith(n.MATTE_PREFIX) and not self._syncing:
+            self._matte_changed()
+            return
         if self._syncing or not name.startswith((n.POINT, n.BOX)):
             return
         dialogs, self._dialogs = self._dialogs, False  # a knobChanged callback never opens a dialog
@@ -222,6 +231,28 @@ class NukeHost:
             self._dialogs = dialogs
         self._mirror()
 
+    def _matte_changed(self) -> None:
+        """The artist changed a matte knob: the chosen object's controls follow and its
+        preview updates (a refused value springs back)."""
+        dialogs, self._dialogs = self._dialogs, False  # a knobChanged callback never opens a dialog
+        try:
+            self.controller.set_matte(self._object(), self._matte_from_knobs(), nuke.frame())
+        except RotobridgeError as exc:
+            self.controller.report(exc)
+        finally:
+            self._dialogs = dialogs
+        self._mirror()
+
+    def _matte_from_knobs(self) -> MatteControls | None:
+        """The controls the matte knobs show (None when 'refine matte' is off); RecipeError naming a bad one."""
+        if not _flag(self.node, n.MATTE_ON):
+            return None
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(MatteControls):
+            value = self.node[n.MATTE_PREFIX + field.name].value()
+            values[field.name] = int(value) if field.type == "int" else float(value)
+        return MatteControls(**values)
+
     def show_frame(self) -> None:
         """Show the handles of the current frame's points and box only (dragging another
         frame's handle would place a click on the wrong picture)."""
@@ -235,7 +266,7 @@ class NukeHost:
 
     def _mirror(self) -> None:
         """Make the object list, point and box knobs and the first-object Copy match the model."""
-        with _no_undo():
+        with _no_undo(), self._synced():
             self._mirror_knobs()
         self._frame = None
         self.show_frame()
@@ -252,6 +283,7 @@ class NukeHost:
                 nuke.Layer(layer, [f"{layer}.alpha"])
             copy["from0"].setValue(f"{layer}.alpha" if layer else "none")
         self._tell("objects", [o.name for o in objects])
+        self._mirror_matte()
         try:
             space = self._space()
         except RotobridgeError:
@@ -264,8 +296,7 @@ class NukeHost:
                     wanted[f"{n.POINT}{obj.id}_{prompt.frame}_{i}"] = (f"{obj.name} {prompt.frame} {sign}{i + 1}", list(space.from_plate(*point)))
                 if prompt.box is not None:
                     wanted[f"{n.BOX}{obj.id}_{prompt.frame}"] = (f"{obj.name} {prompt.frame} box", list(space.box_from_plate(prompt.box)))
-        self._syncing = True
-        try:
+        with self._synced():
             for name, old in self.node.knobs().items():
                 if name.startswith((n.POINT, n.BOX)) and name not in wanted:
                     self.node.removeKnob(old)
@@ -276,8 +307,28 @@ class NukeHost:
                     self.node.addKnob(knob)
                 knob.setLabel(label)
                 knob.setValue(value)
+
+    @contextlib.contextmanager
+    def _synced(self) -> Iterator[None]:
+        """Knob changes made inside are the plugin's own mirroring, not the artist's edits."""
+        was, self._syncing = self._syncing, True
+        try:
+            yield
         finally:
-            self._syncing = False
+            self._syncing = was
+
+    def _mirror_matte(self) -> None:
+        """Make the matte knobs show the chosen object's controls (defaults when it has none);
+        nodes saved before these knobs existed have none to show."""
+        if self.node.knob(n.MATTE_ON) is None:
+            return
+        chosen = next((o for o in self.controller.prompts.objects if o.name == _text(self.node, n.OBJECT)), None)
+        controls = chosen.matte if chosen is not None else None
+        shown = controls or MatteControls()
+        with self._synced():
+            self.node[n.MATTE_ON].setValue(controls is not None)
+            for field in dataclasses.fields(MatteControls):
+                self.node[n.MATTE_PREFIX + field.name].setValue(getattr(shown, field.name))
 
     # --- helpers -----------------------------------------------------------------
 
@@ -518,11 +569,11 @@ def press() -> None:
 def knob_changed() -> None:
     """The node's knobChanged script runs this for every knob change, Nuke's and the artist's.
 
-    Only point and box knobs and the panel opening concern the node's host; other changes
+    Only point, box, object and matte knobs and the panel opening concern the node's host; other changes
     (the plugin's own status, prompts, ...) make none, so a host being made cannot recurse.
     """
     name = nuke.thisKnob().name()
-    if name == "showPanel" or name.startswith((n.POINT, n.BOX)):
+    if name in ("showPanel", n.OBJECT) or name.startswith((n.POINT, n.BOX, n.MATTE_PREFIX)):
         host_for(nuke.thisNode()).knob_changed(nuke.thisKnob())
 
 

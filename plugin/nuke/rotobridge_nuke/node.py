@@ -2,7 +2,9 @@
 
 The knobs are the node's whole state, so a saved .nk keeps it: the bridge address and
 keys, the path mapping (a folder as Nuke sees it ↔ as the bridge sees it, for a bridge
-that mounts the shared storage elsewhere), the matte path, and the prompt model (a hidden
+that mounts the shared storage elsewhere), the matte path, the matte controls of the
+chosen object (`matte_*` knobs: they show and edit the controls of the object chosen in
+`object`; every object's controls are kept in the prompt model), and the prompt model (a hidden
 plain String_Knob, read with getText(): an eval knob would run the JSON's [...] as Tcl;
 nodes made before keep their Multiline_Eval_String_Knob and load the same way; the
 draggable point and box knobs mirror it). Inside, a Read of the EXR mattes (raw: they are
@@ -17,8 +19,11 @@ it only if it can, so the node still loads where the plugin is missing.
 
 from __future__ import annotations
 
+import dataclasses
+
 import nuke
 
+from rotobridge.controls import MatteControls
 from rotobridge.protocol import DEFAULT_ADDRESS
 
 BRIDGE, SERVER_KEY, CLIENT_KEY, STATUS, OUTPUT, OBJECT = "bridge", "server_key", "client_key", "status", "output", "object"
@@ -29,6 +34,20 @@ ADD_POSITIVE, ADD_NEGATIVE, ADD_BOX, CLEAR_FRAME, PREVIEW = "add_positive", "add
 FORWARD, BACKWARD, BOTH, CANCEL, EXPORT = "forward", "backward", "both", "cancel", "export"
 #: Knobs that mirror the prompt model: rb_pt_<object>_<frame>_<index>, rb_box_<object>_<frame>.
 POINT, BOX = "rb_pt_", "rb_box_"
+#: The matte controls' knobs: "refine matte" (off: SAM 2's raw matte), then one knob per
+#: rotobridge.controls.MatteControls field, named matte_<field>, in the documented order.
+MATTE_ON = "matte_on"
+MATTE_KNOBS = {
+    "refine": ("refine edges", "edge refinement strength, 0 (off) to 1"),
+    "refine_radius": ("refine radius", "colour window radius in plate pixels; 0: automatic"),
+    "smoothing": ("reduce chatter", "temporal smoothing strength, 0 (off) to 1"),
+    "despeckle": ("despeckle", "islands and holes smaller than this many pixels are removed"),
+    "clip_black": ("clip black", "values at or below become 0"),
+    "clip_white": ("clip white", "values at or above become 1"),
+    "shrink_grow": ("shrink/grow", "moves the edge out (positive) or in (negative), plate pixels"),
+    "feather": ("feather", "Gaussian blur, plate pixels"),
+}
+MATTE_PREFIX = "matte_"
 #: Nodes inside the group.
 MATTES, FIRST_OBJECT = "mattes", "first_object"
 
@@ -67,6 +86,19 @@ def _tip(knob: nuke.Knob, tooltip: str) -> nuke.Knob:
     return knob
 
 
+def matte_knobs() -> list[nuke.Knob]:
+    """The matte controls' knobs, at the controls' defaults (integers for whole-number controls)."""
+    defaults = MatteControls()
+    knobs: list[nuke.Knob] = [_tip(nuke.Boolean_Knob(MATTE_ON, "refine matte"), "off: SAM 2's matte as it is")]
+    for field in dataclasses.fields(MatteControls):
+        label, tip = MATTE_KNOBS[field.name]
+        kind = nuke.Int_Knob if field.type == "int" else nuke.Double_Knob
+        knob = _tip(kind(MATTE_PREFIX + field.name, label), tip)
+        knob.setValue(getattr(defaults, field.name))
+        knobs.append(knob)
+    return knobs
+
+
 def create() -> nuke.Group:
     """A RotoBridge node, its input on the selected node (the plate's Read)."""
     selected = nuke.selectedNodes()
@@ -97,6 +129,7 @@ def create() -> nuke.Group:
         nuke.File_Knob(OUTPUT, "mattes"),
         nuke.Enumeration_Knob(OBJECT, "object", []),
         *(_button(b) for b in (ADD_OBJECT, REMOVE_OBJECT, ADD_POSITIVE, ADD_NEGATIVE, ADD_BOX, CLEAR_FRAME, PREVIEW)),
+        *matte_knobs(),
         nuke.Int_Knob(FIRST, "frame range"),
         nuke.Int_Knob(LAST, "to"),
         nuke.Boolean_Knob(OVERWRITE, "replace existing mattes"),

@@ -16,6 +16,7 @@ import threading
 from typing import Any, Callable, Generic, Mapping, Protocol, Sequence, TypeVar
 
 from .connection import Answer, Connection
+from .controls import MatteControls
 from .errors import BridgeUnreachableError, ProtocolError, RotobridgeError
 from .protocol import Message, Preview
 
@@ -204,6 +205,12 @@ class Client(Connection):
 
     def preview(self, session: str, frame: int) -> Pending[Preview]:
         return self.request("preview", Preview.decode, session=session, frame=frame)
+
+    def matte(self, session: str, object_id: int, controls: MatteControls | None, frame: int) -> Pending[Preview]:
+        """Set an object's matte controls (None: SAM 2's raw matte); answers `frame`'s preview
+        with them, made without tracking."""
+        fields: dict[str, Any] = {} if controls is None else {"controls": controls.to_json()}
+        return self.request("matte", Preview.decode, session=session, object_id=object_id, frame=frame, **fields)
 
     def propagate(
         self,

@@ -29,8 +29,9 @@ from typing import Any, Callable, Mapping, TypeVar
 
 from . import errors, recipe
 from .client import Client, Pending
+from .controls import MatteControls
 from .coords import Box
-from .errors import BridgeUnreachableError, PromptError, RecipeError, RotobridgeError
+from .errors import BridgeUnreachableError, NotTrackedError, PromptError, RecipeError, RotobridgeError
 from .host import CANCELLING, CONNECTING, DISCONNECTED, PROPAGATING, READY, SESSION_OPEN, Host
 from .keys import Keys
 from .protocol import Message, Preview
@@ -75,6 +76,10 @@ class Controller:
         #: edits waiting for the answer (True: show the preview of the latest)
         self._sending: set[tuple[str, int, int]] = set()
         self._waiting: dict[tuple[str, int, int], bool] = {}
+        #: matte requests on their way, by (session, object), and the frame to show once
+        #: answered when the controls changed again meanwhile (a dragged slider)
+        self._matting: set[tuple[str, int]] = set()
+        self._matte_waiting: dict[tuple[str, int], int] = {}
         self._ran = False  # this session wrote mattes: reruns overwrite them
         self._direction = "both"
         self._state = DISCONNECTED
@@ -199,6 +204,8 @@ class Controller:
         self.session, self.frames, self._job, self._ran, self._model = None, None, None, False, None
         self._sending.clear()
         self._waiting.clear()
+        self._matting.clear()
+        self._matte_waiting.clear()
 
     # --- prompts -------------------------------------------------------------------
 
@@ -239,8 +246,49 @@ class Controller:
             self._send(object_id, frame)
 
     def preview(self, frame: int) -> None:
-        """Show the preview of a frame that holds prompts."""
+        """Show the preview of a frame that holds prompts or was tracked."""
         self._call(lambda c, s: c.preview(s, frame), self._show)
+
+    def set_matte(self, object_id: int, controls: MatteControls | None, frame: int) -> None:
+        """Set an object's matte controls (None: SAM 2's raw matte), store them, and show
+        `frame`'s preview with them: the bridge re-previews from what it tracked, it never
+        re-tracks. An object not in the session yet takes its controls with its first click."""
+        if self._edit(lambda: self.prompts.set_matte(object_id, controls)):
+            self._send_matte(object_id, frame)
+
+    def _send_matte(self, object_id: int, frame: int) -> None:
+        """One matte request per object at a time; changes made meanwhile go out, latest only, once it is answered."""
+        session, conn = self.session, self._conn
+        if session is None or conn is None or not self._frames_of(object_id):
+            return  # the controls travel with the object's prompts when a session opens
+        key = (session, object_id)
+        if key in self._matting:
+            self._matte_waiting[key] = frame
+            return
+        self._matting.add(key)
+
+        def answered(preview: Preview | None = None) -> None:
+            self._matting.discard(key)
+            again = self._matte_waiting.pop(key, None)
+            if again is not None:
+                self._send_matte(object_id, again)
+            elif preview is not None:
+                self._show(preview)
+
+        def failed(exc: RotobridgeError) -> None:
+            if isinstance(exc, NotTrackedError):  # the controls are set; that frame has nothing to show
+                answered()
+                return
+            self._matting.discard(key)
+            self._matte_waiting.pop(key, None)
+            self.report(exc)
+
+        try:
+            pending = conn.client.matte(session, object_id, self.prompts.object(object_id).matte, frame)
+        except RotobridgeError as exc:
+            failed(exc)
+            return
+        self._run(pending, answered, failed)
 
     def _edit(self, change: Callable[[], T]) -> tuple[T] | None:
         """Apply an edit to the prompt model and store it: (its result,), or None if refused."""

@@ -7,7 +7,8 @@ coordinates are plate pixels (display window, origin top-left), frames are plate
 and the model turns into a valid recipe as soon as every object has a prompt.
 
 Stored form, version 1: `{"rotobridge_prompts": 1, "objects": [<recipe object>, ...]}`,
-where an object may have no prompts yet. Reading skips fields it does not know (a newer
+where an object may have no prompts yet and keeps its matte controls (`matte`, as in a
+recipe; a plugin older than them skips the field). Reading skips fields it does not know (a newer
 plugin may add some) but is strict on types and values. Stdlib only.
 """
 
@@ -18,13 +19,14 @@ import json
 from typing import Any, Iterable, Sequence
 
 from . import recipe
+from .controls import MatteControls
 from .coords import Box
 from .errors import PromptError, RecipeError
 
 FORMAT_KEY = "rotobridge_prompts"
 FORMAT_VERSION = 1
 #: Fields this version reads; others are skipped when loading.
-_OBJECT_FIELDS = ("id", "name", "colour")
+_OBJECT_FIELDS = ("id", "name", "colour", "matte")
 _PROMPT_FIELDS = ("frame", "points", "labels", "box")
 
 Colour = tuple[float, float, float]
@@ -86,6 +88,14 @@ class PromptModel:
     def remove(self, object_id: int) -> None:
         self.object(object_id)
         del self._objects[object_id]
+
+    def set_matte(self, object_id: int, controls: MatteControls | None) -> recipe.Object:
+        """Set an object's matte controls (None: SAM 2's raw matte)."""
+        obj = self.object(object_id)
+        if controls is not None and not isinstance(controls, MatteControls):
+            raise PromptError(f"{obj.name}'s matte controls must be MatteControls, not {type(controls).__name__}")
+        self._objects[object_id] = dataclasses.replace(obj, matte=controls)
+        return self._objects[object_id]
 
     # --- prompts ---------------------------------------------------------------------
 
@@ -176,7 +186,7 @@ class PromptModel:
 
     def _replace(self, old: recipe.Object, new: recipe.Object) -> recipe.Object:
         self._check_unique(new)
-        self._objects[old.id] = dataclasses.replace(new, prompts=old.prompts)
+        self._objects[old.id] = dataclasses.replace(new, prompts=old.prompts, matte=old.matte)
         return self._objects[old.id]
 
     def _check_unique(self, obj: recipe.Object) -> None:
@@ -186,7 +196,7 @@ class PromptModel:
 
 
 def wire_object(obj: recipe.Object) -> dict[str, Any]:
-    """The protocol's `object` for a prompt request: id, name and colour, no prompts."""
+    """The protocol's `object` for a prompt request: id, name, colour and matte controls, no prompts."""
     return {k: v for k, v in recipe.part_dict(obj).items() if k != "prompts"}
 
 

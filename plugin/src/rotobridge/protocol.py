@@ -20,8 +20,8 @@ from typing import Any, Mapping, Sequence
 from . import errors, fields, recipe
 from .errors import ProtocolError, RotobridgeError, UnknownTypeError, VersionMismatchError
 
-#: [major, minor]; a peer with another major is refused.
-PROTOCOL_VERSION = (1, 0)
+#: [major, minor]; a peer with another major is refused. 1.1 added `matte`.
+PROTOCOL_VERSION = (1, 1)
 #: Largest request the bridge accepts (all frames together; libzmq MAXMSGSIZE drops bigger ones).
 MAX_MESSAGE_BYTES = 1 << 20
 DEFAULT_ADDRESS = "tcp://127.0.0.1:47400"
@@ -56,6 +56,7 @@ REQUESTS: Mapping[str, Mapping[str, str]] = {
     "clear": {"session": "str", "object_id": "int", "frame": "int"},
     "remove": {"session": "str", "object_id": "int"},
     "preview": {"session": "str", "frame": "int"},
+    "matte": {"session": "str", "object_id": "int", "controls": "dict?", "frame": "int"},
     "propagate": {"session": "str", "start": "int", "end": "int", "direction": "str", "overwrite": "bool?"},
     "cancel": {"session": "str"},
     "export": {"session": "str"},
@@ -74,6 +75,7 @@ RESULTS: Mapping[str, tuple[str, ...]] = {
     "clear": (),
     "remove": (),
     "preview": ("preview",),
+    "matte": ("preview",),
     "propagate": ("job",),
     "cancel": ("cancelled",),
     "export": ("recipe",),
@@ -293,8 +295,8 @@ def result(request_type: str, reply_message: Message) -> Message:
 class Preview:
     """One frame's mattes at preview size: one `width*height` byte plane per object.
 
-    Planes are row-major, top row first, 0-255 = SAM 2's probability (docs/protocol.md,
-    Previews). `as_array(i)` gives plane `i` as a numpy (height, width) uint8 array.
+    Planes are row-major, top row first, 0-255 = the object's matte, its controls applied
+    (docs/protocol.md, Previews). `as_array(i)` gives plane `i` as a numpy (height, width) uint8 array.
     """
 
     frame: int

@@ -30,7 +30,7 @@ from typing import Any, Callable
 import torch
 import zmq
 
-from rotobridge import protocol
+from rotobridge import controls, protocol
 from rotobridge import recipe as recipes
 from rotobridge.errors import BusyError, ConfigError, ProtocolError, RotobridgeError, UnknownSessionError
 from rotobridge.version import __version__
@@ -40,7 +40,7 @@ from .logs import internal_error
 from .model import LoadedModel
 from .scheduler import Scheduler
 from .security import private_ipc, secure_server
-from .session import Session, checked_shot, preview
+from .session import Session, checked_shot
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,7 @@ class Server:
             "clear": (self._clear, True),
             "remove": (self._remove, True),
             "preview": (self._preview, True),
+            "matte": (self._matte, True),
             "propagate": (self._propagate, True),
             "export": (lambda identity, msg, session: ({"recipe": recipes.to_dict(session.recipe())}, []), True),
             "close": (self._close, True),
@@ -380,11 +381,17 @@ class Server:
     def _prompt(self, identity: bytes, msg: protocol.Message, session: Session) -> Result:
         obj = recipes.parse_part("object", msg["object"], "object")
         prompt = recipes.parse_part("prompt", {k: msg[k] for k in ("frame", "points", "labels", "box") if k in msg.fields}, "")
-        fields, binary = preview(session.prompt(obj, prompt), session.width, session.height).encode()
+        fields, binary = session.prompt(obj, prompt).encode()
         return {"preview": fields}, binary
 
     def _preview(self, identity: bytes, msg: protocol.Message, session: Session) -> Result:
-        fields, binary = preview(session.preview(msg["frame"]), session.width, session.height).encode()
+        fields, binary = session.preview(msg["frame"]).encode()
+        return {"preview": fields}, binary
+
+    def _matte(self, identity: bytes, msg: protocol.Message, session: Session) -> Result:
+        raw = msg.get("controls")
+        matte = None if raw is None else controls.parse(raw, "controls")
+        fields, binary = session.matte(msg["object_id"], matte, msg["frame"]).encode()
         return {"preview": fields}, binary
 
     def _clear(self, identity: bytes, msg: protocol.Message, session: Session) -> Result:

@@ -2,7 +2,10 @@
 
 A session is what an artist's panel drives: clicks become prompts (kept as recipe
 prompts, so the session can always be exported as a recipe that `rotobridge render`
-reproduces), previews are computed from the engine's logits, and a propagation is a
+reproduces), each object's matte controls are kept with it, previews are computed from
+the engine's logits with those controls applied (a prompted frame's from sam2's state,
+any other tracked frame's from the logits its propagation kept: a control change never
+re-tracks), and a propagation is a
 `PropagationJob` the device worker steps one object of one frame at a time, through the same
 `tracking.write_mattes` loop a batch render uses. A session is built and changed only on
 the device worker thread; the I/O thread only reads its owner, idle time and job, and marks
@@ -23,16 +26,20 @@ import threading
 import time
 from typing import Any, Callable, Generator, Mapping, Sequence
 
+import numpy as np
+
 import torch
 
 from rotobridge import protocol
 from rotobridge import recipe as recipes
+from rotobridge.controls import MatteControls
 from rotobridge.errors import BusyError, CancelledError, ModelError, NotTrackedError, RecipeError, RotobridgeError
 from rotobridge.protocol import Preview
 
-from . import tracking
+from . import refine, tracking
 from .colour import ColourPipeline, config_file
 from .engine import Engine, FrameResult
+from .logitstore import LogitStore
 from .logs import internal_error
 from .mattes import matte_sequence, upsample_logits
 from .plate import FILESEQ_ERRORS
@@ -44,6 +51,9 @@ log = logging.getLogger(__name__)
 
 #: Longest side of a preview in pixels: small enough to send on every click.
 PREVIEW_MAX = 512
+#: Bytes of tracked frames' logits one session keeps (docs/protocol.md, Previews): 8,192
+#: frame-objects at sam2's 1024 input.
+MAX_STORED_LOGITS = 1 << 30
 
 Emit = Callable[[list[bytes]], None]
 
@@ -54,17 +64,51 @@ def preview_size(width: int, height: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def preview(result: FrameResult, width: int, height: int) -> Preview:
+def preview_controls(controls: MatteControls, scale: float) -> MatteControls:
+    """An object's controls for a picture `scale` times the plate's size: pixel distances
+    scaled, areas by the square; a set refine radius stays at least 1 pixel."""
+    radius = max(1.0, controls.refine_radius * scale) if controls.refine_radius else 0.0
+    return dataclasses.replace(
+        controls,
+        refine_radius=radius,
+        despeckle=round(controls.despeckle * scale * scale),
+        shrink_grow=controls.shrink_grow * scale,
+        feather=controls.feather * scale,
+    )
+
+
+def preview(
+    result: FrameResult,
+    width: int,
+    height: int,
+    controls: Sequence[MatteControls | None] = (),
+    guide: Callable[[int, int], torch.Tensor] | None = None,
+) -> Preview:
     """The protocol's preview of a frame: one uint8 plane per object.
 
-    The low-resolution logits are resampled straight to the preview size (as the matte
-    writer resamples them to the plate's) and turned into probabilities, 0-255.
+    An object without controls (`controls[i]` None or missing): its low-resolution logits
+    resampled straight to the preview size (as the matte writer resamples them to the
+    plate's), as probabilities 0-255. With controls: `refine.apply` at preview size, the
+    controls scaled to it, guided by `guide(w, h)`, the display-referred plate at that
+    size, (1, 3, h, w) in 0-1 (asked for once, only when some object refines).
     """
     w, h = preview_size(width, height)
+    planes = []
+    picture: torch.Tensor | None = None
     with torch.inference_mode():
-        probability = torch.sigmoid(upsample_logits(result.logits, h, w)[:, 0])
-        planes = torch.round(probability * 255).to(torch.uint8).cpu().numpy()
-    return Preview(result.frame, w, h, tuple(result.obj_ids), tuple(plane.tobytes() for plane in planes))
+        for row in range(len(result.obj_ids)):
+            logits = result.logits[row : row + 1]
+            c = controls[row] if row < len(controls) else None
+            if c is None:
+                matte = torch.sigmoid(upsample_logits(logits, h, w))
+            else:
+                if c.refine > 0 and picture is None:
+                    if guide is None:
+                        raise ValueError("a preview with edge refinement needs the plate as a guide")
+                    picture = guide(w, h).to(logits.device)
+                matte = refine.apply(logits.float(), picture, preview_controls(c, w / width), h, w)
+            planes.append(torch.round(matte[0, 0] * 255).to(torch.uint8).cpu().numpy().tobytes())
+    return Preview(result.frame, w, h, tuple(result.obj_ids), tuple(planes))
 
 
 def checked_shot(fields: Mapping[str, Any], roots: Sequence[str], loaded: LoadedModel, served: recipes.Model) -> recipes.Shot:
@@ -120,6 +164,8 @@ class Session:
             raise
         self.width, self.height = self.plate.info.display.width, self.plate.info.display.height
         self.objects: dict[int, recipes.Object] = {}
+        #: every tracked frame's logits, so a control change re-previews without tracking
+        self.kept = LogitStore(MAX_STORED_LOGITS)
         self.direction = "both"
         self.job: PropagationJob | None = None
         #: the client identity that last used the session: where replies and job events go
@@ -183,8 +229,22 @@ class Session:
                 f"the session is propagating (job {job.id}, {job.done}/{job.total} frames): cancel it or wait"
             )
 
-    def prompt(self, obj: recipes.Object, prompt: recipes.Prompt) -> FrameResult:
-        """Replace the object's clicks on the prompt's frame; every object's logits there."""
+    def previewed(self, result: FrameResult, objects: Mapping[int, recipes.Object] | None = None) -> Preview:
+        """A frame's preview, each object's controls (those in `objects`, default the session's) applied."""
+        objects = self.objects if objects is None else objects
+        controls = [objects[oid].matte if oid in objects else None for oid in result.obj_ids]
+        return preview(result, self.width, self.height, controls, lambda w, h: self.guide(result.frame, w, h))
+
+    def guide(self, frame: int, width: int, height: int) -> torch.Tensor:
+        """The plate's display-referred picture of `frame` at width x height: (1, 3, h, w), 0-1."""
+        rgb = self.colour.display_rgb(self.plate.read(frame), width, height)
+        return torch.from_numpy(rgb.astype(np.float32) / np.float32(255.0)).permute(2, 0, 1)[None].contiguous()
+
+    def prompt(self, obj: recipes.Object, prompt: recipes.Prompt) -> Preview:
+        """Replace the object's clicks on the prompt's frame; the frame's preview.
+
+        An `obj` without controls keeps those the object has (a click does not reset them).
+        """
         self._not_busy()
         recipes.check_prompt(prompt, "", self.width, self.height, self.plate.info.frames, self.shot.plate.frames)
         clash = next((o.id for o in self.objects.values() if o.name == obj.name and o.id != obj.id), None)
@@ -195,16 +255,41 @@ class Session:
                 "object.id", f"the session has {len(self.objects)} objects, at most {recipes.MAX_OBJECTS} are allowed: remove one first"
             )
         result = self.engine.add_points(prompt.frame, obj.id, prompt.points, prompt.labels, prompt.box)
-        prompts = {p.frame: p for p in self.objects[obj.id].prompts} if obj.id in self.objects else {}
+        old = self.objects.get(obj.id)
+        prompts = {p.frame: p for p in old.prompts} if old is not None else {}
         prompts[prompt.frame] = prompt
-        self.objects[obj.id] = dataclasses.replace(obj, prompts=tuple(prompts[f] for f in sorted(prompts)))
-        return result
+        matte = obj.matte if obj.matte is not None or old is None else old.matte
+        self.objects[obj.id] = dataclasses.replace(obj, prompts=tuple(prompts[f] for f in sorted(prompts)), matte=matte)
+        self.kept.forget(obj.id)
+        return self.previewed(result)
 
-    def preview(self, frame: int) -> FrameResult:
+    def logits(self, frame: int) -> FrameResult:
+        """Every object's logits on a frame: sam2's own on a prompted frame, else those the
+        last propagation kept (objects without any are left out); NotTrackedError for none."""
         self.engine.index(frame)
-        if frame not in self.engine.prompted_frames():
-            raise NotTrackedError(f"frame {frame} holds no prompt: preview a frame you clicked on")
-        return self.engine.logits_at(frame)
+        if frame in self.engine.prompted_frames():
+            return self.engine.logits_at(frame)
+        found = [(oid, self.kept.get(frame, oid)) for oid in self.engine.obj_ids]
+        kept = [(oid, logits) for oid, logits in found if logits is not None]
+        if not kept:
+            raise NotTrackedError(f"frame {frame} holds no prompt and was not tracked: click on it or propagate first")
+        return FrameResult(frame, tuple(oid for oid, _ in kept), torch.cat([logits for _, logits in kept]))
+
+    def preview(self, frame: int) -> Preview:
+        return self.previewed(self.logits(frame))
+
+    def matte(self, object_id: int, controls: MatteControls | None, frame: int) -> Preview:
+        """Set an object's matte controls (None: SAM 2's raw matte) and preview `frame` with
+        them, from logits the session holds: never tracks. A refused object or frame number
+        changes nothing; a frame without logits (NotTrackedError) is refused after the
+        controls are set, so a panel's change reaches the session whatever frame it shows."""
+        self._not_busy()
+        obj = self.objects.get(object_id)
+        if obj is None:
+            raise RecipeError("object_id", f"the session has no object {object_id}: click it first")
+        self.engine.index(frame)
+        self.objects[object_id] = dataclasses.replace(obj, matte=controls)
+        return self.preview(frame)
 
     def clear(self, object_id: int, frame: int) -> None:
         """Drop an object's clicks on a frame; an object left without clicks is removed (sam2 cannot track it)."""
@@ -217,6 +302,7 @@ class Session:
         if left:
             self.engine.clear_prompts(frame, object_id)
             self.objects[object_id] = dataclasses.replace(obj, prompts=left)
+            self.kept.forget(object_id)
         else:
             self.remove(object_id)
 
@@ -224,6 +310,7 @@ class Session:
         self._not_busy()
         if self.objects.pop(object_id, None) is not None:
             self.engine.remove_object(object_id)
+            self.kept.forget(object_id)
 
     def recipe(self, *, check: bool = True) -> recipes.Recipe:
         """The session as a recipe: what `rotobridge render` needs to reproduce its mattes."""
@@ -256,7 +343,10 @@ class Session:
         writer = tracking.matte_writer(recipe, self.plate.info, self.colour, self.loaded, overwrite=overwrite, roots=self.roots)
         writer.check(frames)
         cancel = threading.Event()
-        steps = tracking.write_mattes(self.engine, writer, list(self.objects), tracking.passes(recipe, frames), frames, cancel=cancel)
+        steps = tracking.write_mattes(
+            self.engine, writer, list(self.objects), tracking.passes(recipe, frames), frames, cancel=cancel,
+            on_tracked=lambda out: self.kept.put(out.frame, out.obj_ids, out.logits),
+        )
         self.job = PropagationJob(request_id, len(frames), steps, cancel, emit)
         return self.job
 

@@ -13,7 +13,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 import logging
 from dataclasses import dataclass, field
-from typing import Collection, Generator, NamedTuple, Sequence
+from typing import Callable, Collection, Generator, NamedTuple, Sequence
 
 import torch
 
@@ -24,7 +24,7 @@ from rotobridge.version import __version__
 from . import model as models
 from .checkpoint import Checkpoint, Checkpoints, PassKey
 from .colour import ColourPipeline
-from .engine import Engine
+from .engine import Engine, FrameResult
 from .mattes import MatteWriter
 from .plate import PlateInfo
 
@@ -173,6 +173,7 @@ def write_mattes(
     checkpoints: Checkpoints | None = None,
     on_disk: Collection[int] = (),
     tracked: Tracked | None = None,
+    on_tracked: Callable[[FrameResult], None] | None = None,
 ) -> Generator[list[Written], None, None]:
     """Propagate `passes` and write each of `frames` once, upsampling and writing in the background.
 
@@ -188,7 +189,8 @@ def write_mattes(
     `on_disk` (whole mattes of this recipe and model) are not written again, and a
     checkpoint is saved every `checkpoints.every` frames, at the last wanted frame of each
     pass and on cancellation — each after the mattes before it are on disk, so a
-    checkpoint never claims a frame that is not.
+    checkpoint never claims a frame that is not. `on_tracked` sees every tracked frame's
+    logits (a session keeps them to re-preview without tracking).
     """
     wanted = set(frames)
     done: set[int] = set(on_disk)
@@ -238,6 +240,8 @@ def write_mattes(
                     yield finished(MAX_PENDING_WRITES)
                     continue
                 tracked.frames += 1
+                if on_tracked is not None:
+                    on_tracked(out)
                 since += 1
                 ready = []
                 if out.frame in wanted and out.frame not in done:
