@@ -111,8 +111,8 @@ def _hardness(logits: torch.Tensor) -> torch.Tensor:
 def _coefficients(p: torch.Tensor, image: torch.Tensor, radius: int) -> torch.Tensor:
     """(1, 5, h, w) at reduced resolution: u (3), c, confidence, so that alpha = u·I − c near edges.
 
-    Foreground/background colours are local means weighted by p² / (1 − p)². The box sums
-    are not normalised by their pixel count: every estimate is a ratio of two of them.
+    Foreground/background colours are local means weighted by p² / (1 − p)²; all ten box
+    means are taken in one call.
     """
     wf, wb = p * p, (1 - p) * (1 - p)
     squares = (image * image).sum(1, keepdim=True)

@@ -70,7 +70,7 @@ class TemporalSmoother:
         self.strength = strength
         self._window: deque[_Frame] = deque()
         self._next = 0  # index in the window of the next frame to return
-        self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        self._flow = cv2.DISOpticalFlow.create(cv2.DISOpticalFlow_PRESET_FAST)
 
     def push(self, frame: int, matte: torch.Tensor, guide: torch.Tensor | None) -> list[tuple[int, torch.Tensor]]:
         """Add (1, 1, H, W) matte of `frame` with its (1, 3, H, W) plate (0-1) or None; returns
@@ -134,8 +134,8 @@ class TemporalSmoother:
     def _warp(self, current: _Frame, other: _Frame) -> tuple[np.ndarray, np.ndarray]:
         """`other`'s matte (plate resolution) and grey plate (flow resolution) moved onto
         `current` along the flow from current to other."""
-        flow = self._flow.calc(current.grey, other.grey, None)
         h, w = current.grey.shape
+        flow = np.asarray(self._flow.calc(current.grey, other.grey, np.zeros((h, w, 2), np.float32)))
         gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
         grey = cv2.remap(other.grey, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         height, width = current.alpha.shape
