@@ -22,6 +22,7 @@ guide); without one it is computed from the mattes themselves. The flow runs on 
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from dataclasses import dataclass
 
@@ -136,14 +137,18 @@ class TemporalSmoother:
         `current` along the flow from current to other."""
         h, w = current.grey.shape
         flow = np.asarray(self._flow.calc(current.grey, other.grey, np.zeros((h, w, 2), np.float32)))
-        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        grey = cv2.remap(other.grey, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        grey = cv2.remap(other.grey, flow + _pixels(h, w), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         height, width = current.alpha.shape
         if (h, w) != (height, width):
-            sx, sy = width / w, height / h
+            flow *= np.float32([width / w, height / h])
             flow = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR)
-            flow[..., 0] *= sx
-            flow[..., 1] *= sy
-            gx, gy = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-        alpha = cv2.remap(other.alpha, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        flow += _pixels(height, width)
+        alpha = cv2.remap(other.alpha, flow, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return alpha, grey.astype(np.float32)
+
+
+@functools.lru_cache(maxsize=4)
+def _pixels(height: int, width: int) -> np.ndarray:
+    """(height, width, 2) float32 x, y of every pixel: a flow plus this is a remap map."""
+    gx, gy = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    return np.dstack([gx, gy])
