@@ -137,18 +137,20 @@ class TemporalSmoother:
         `current` along the flow from current to other."""
         h, w = current.grey.shape
         flow = np.asarray(self._flow.calc(current.grey, other.grey, np.zeros((h, w, 2), np.float32)))
-        grey = cv2.remap(other.grey, flow + _pixels(h, w), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        gx, gy = _pixels(h, w)
+        grey = cv2.remap(other.grey, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         height, width = current.alpha.shape
+        fx, fy = flow[..., 0], flow[..., 1]
         if (h, w) != (height, width):
-            flow *= np.float32([width / w, height / h])
-            flow = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR)
-        flow += _pixels(height, width)
-        alpha = cv2.remap(other.alpha, flow, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            fx = cv2.resize(fx * (width / w), (width, height), interpolation=cv2.INTER_LINEAR)
+            fy = cv2.resize(fy * (height / h), (width, height), interpolation=cv2.INTER_LINEAR)
+            gx, gy = _pixels(height, width)
+        alpha = cv2.remap(other.alpha, gx + fx, gy + fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return alpha, grey.astype(np.float32)
 
 
 @functools.lru_cache(maxsize=4)
-def _pixels(height: int, width: int) -> np.ndarray:
-    """(height, width, 2) float32 x, y of every pixel: a flow plus this is a remap map."""
+def _pixels(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of every pixel, (height, width) float32 each: a flow plus these is a remap map."""
     gx, gy = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-    return np.dstack([gx, gy])
+    return gx, gy
