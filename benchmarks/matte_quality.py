@@ -10,12 +10,17 @@ what 256x256 loses, not what the model gets wrong.
 Metrics (alphamatting.com style, in a band around the true edge): SAD (sum of absolute
 differences / 1000), MSE, gradient error (squared difference of Gaussian gradient
 magnitudes, sigma 1.4, / 1000); over the frame: IoU of the mattes at 0.5 and the DAVIS
-boundary F (tolerance 0.8% of the diagonal); on a slowly moving plate: chatter, the mean
-|a_t − shift(a_{t−1})| in the edge band (the motion is known, so the warp is exact).
-Cost: refinement + controls per frame per object, with the torch threads this machine
-gives. Goals (issue 10): refined/raw SAD and gradient <= 0.6 on hard edges and thin
-structures, <= 1.0 on soft edges; IoU not lower by more than 0.005.
-    .venv/bin/python benchmarks/matte_quality.py [--uhd] [--repeat 5]
+boundary F (tolerance 0.8% of the diagonal). On slowly moving plates (silhouette,
+strands; 0.4 px a frame, the raw logits wandering as SAM 2's do from frame to frame):
+chatter, the mean |a_t − shift(a_{t−1})| in the edge band (the motion is known, so the
+warp is exact), and IoU, before and after temporal smoothing (temporal.py).
+Cost: refinement + controls per frame per object (per plate: wall and CPU time, the
+machine is shared), with the torch threads asked for (default: torch's, as the render
+path runs); smoothing separately. Goals (issue 10): refined/raw SAD and gradient <= 0.6
+on hard edges and thin structures, <= 1.0 on soft edges; IoU not lower by more than
+0.005; smoothing cuts chatter by >= 50% with IoU not lower by more than 0.01.
+    .venv/bin/python benchmarks/matte_quality.py [--uhd] [--repeat 5] [--threads 1] [--strength 1]
+]
 """
 
 from __future__ import annotations
@@ -32,10 +37,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rotobridge.bridge import refine
+from rotobridge.bridge import refine, temporal
 from rotobridge.controls import MatteControls
 
 LOW = 256  # SAM 2's logits at the shipped 1024 input
+#: Logit noise per frame on the moving plates (see logits_from_truth): SAM 2's edge wanders
+#: by about a pixel at 1080p from frame to frame.
+WANDER = 1.5
 
 
 # --- plates -----------------------------------------------------------------------------
@@ -122,8 +130,9 @@ def _compose(alpha: torch.Tensor, seed: int) -> torch.Tensor:
     return (alpha * f + (1 - alpha) * b + grain).clamp(0, 1)
 
 
-def plates(height: int, width: int, *, shift: float = 0.0, seed: int = 0) -> list[Plate]:
-    """The benchmark's plates at one size; `shift` moves every object right by that many pixels."""
+def plates(height: int, width: int, *, shift: float = 0.0, seed: int = 0, only: tuple[str, ...] = ()) -> list[Plate]:
+    """The benchmark's plates at one size; `shift` moves every object right by that many
+    pixels (the textures stay: the objects slide over them); `only` names the plates wanted."""
     x, y = _grid(height, width)
     scale = width / 1920
     cx, cy, radius = width * 0.45 + shift, height * 0.5, height * 0.28
@@ -134,13 +143,24 @@ def plates(height: int, width: int, *, shift: float = 0.0, seed: int = 0) -> lis
         ("motion_blur", "soft"): _box_blur_x(body, int(31 * scale) | 1),
         ("defocus", "soft"): _gaussian(body, 6.0 * scale),
     }
-    return [Plate(name, kind, _compose(a, seed + 10 * i), a) for i, ((name, kind), a) in enumerate(alphas.items())]
+    return [
+        Plate(name, kind, _compose(a, seed + 10 * i), a)
+        for i, ((name, kind), a) in enumerate(alphas.items())
+        if not only or name in only
+    ]
 
 
-def logits_from_truth(truth: torch.Tensor) -> torch.Tensor:
-    """The truth through SAM 2's bottleneck: area-averaged to 256², as (1, 1, 256, 256) logits."""
+def logits_from_truth(truth: torch.Tensor, wander: float = 0.0, seed: int = 0) -> torch.Tensor:
+    """The truth through SAM 2's bottleneck: area-averaged to 256², as (1, 1, 256, 256) logits.
+
+    `wander` adds smooth random logit noise of that amplitude (features 16 logit cells
+    apart, a new draw per `seed`): SAM 2 predicts each frame afresh, so its edge wanders by
+    a fraction of a logit cell along the outline from frame to frame: the chatter."""
     low = F.interpolate(truth[None, None], size=(LOW, LOW), mode="area")
-    return torch.logit(low, eps=1e-4)  # ±9.2: a confident SAM 2 logit
+    logits = torch.logit(low, eps=1e-4)  # ±9.2: a confident SAM 2 logit
+    if wander:
+        logits = logits + wander * _noise(LOW, LOW, LOW // 16, 1000 + seed, channels=1)[None]
+    return logits
 
 
 def mattes(plate: Plate, controls: MatteControls) -> tuple[torch.Tensor, torch.Tensor]:
@@ -233,6 +253,9 @@ def run_size(height: int, width: int, controls: MatteControls, repeat: int) -> l
     band_radius = math.ceil(2 * width / LOW)
     for plate in plates(height, width):
         raw, refined = mattes(plate, controls)
+        logits, guide = logits_from_truth(plate.truth), plate.image[None]
+        with torch.inference_mode():
+            cost = timed(lambda: refine.apply(logits, guide, controls, height, width), repeat)
         band = edge_band(plate.truth, band_radius)
         r, f = score(raw, plate.truth, band), score(refined, plate.truth, band)
         goal = 0.6 if plate.kind == "hard" else 1.0
@@ -242,7 +265,7 @@ def run_size(height: int, width: int, controls: MatteControls, repeat: int) -> l
             f"{width}x{height:<5} {plate.name:<12} {plate.kind:<4} "
             f"{r.sad:9.2f} {f.sad:9.2f} {sad_ratio:5.2f}  {r.mse:.5f} {f.mse:.5f}  "
             f"{r.grad:8.2f} {f.grad:8.2f} {grad_ratio:5.2f}  {r.iou:.4f} {f.iou:.4f}  {r.bf:.3f} {f.bf:.3f}  "
-            f"{'<=' if ok else '> '}{goal:.1f} {'ok' if ok else 'MISSED'}"
+            f"{'<=' if ok else '> '}{goal:.1f} {'ok' if ok else 'MISSED':<6}  {cost[0]:6.1f} {cost[1]:6.1f}"
         )
     return rows
 
@@ -252,6 +275,8 @@ def main() -> None:
     parser.add_argument("--uhd", action="store_true", help="also 3840x2160 (slower)")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per cost figure")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--strength", type=float, default=temporal.DEFAULT_STRENGTH, help="temporal smoothing strength")
+    parser.add_argument("--frames", type=int, default=8, help="frames of the moving plates")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -261,37 +286,62 @@ def main() -> None:
     print(
         f"{'size':<10} {'plate':<12} {'kind':<4} {'SAD raw':>9} {'refined':>9} {'ratio':>5}  "
         f"{'MSE raw':>7} {'refined':>7}  {'grad raw':>8} {'refined':>8} {'ratio':>5}  "
-        f"{'IoU raw':>6} {'refined':>6}  {'BF raw':>5} {'ref.':>5}  goal"
+        f"{'IoU raw':>6} {'refined':>6}  {'BF raw':>5} {'ref.':>5}  goal{'':>8}  {'ms wall':>6} {'ms CPU':>6}"
     )
     sizes = [(1080, 1920)] + ([(2160, 3840)] if args.uhd else [])
     for height, width in sizes:
         for row in run_size(height, width, controls, args.repeat):
             print(row)
 
-    # chatter on a slowly moving silhouette (0.4 px per frame), 1080p
-    shift = 0.4
-    frames = [plates(1080, 1920, shift=shift * t)[0] for t in range(5)]
-    band = edge_band(frames[2].truth, math.ceil(2 * 1920 / LOW))
-    pairs = [mattes(p, controls) for p in frames]
-    raws, refined = [r for r, _ in pairs], [f for _, f in pairs]
-    truth_chatter = chatter([p.truth for p in frames], shift, band)
-    print(
-        f"chatter (silhouette moving {shift} px/frame, 1080p): truth {truth_chatter:.5f}, "
-        f"raw {chatter(raws, shift, band):.5f}, refined {chatter(refined, shift, band):.5f} "
-        "(temporal smoothing not implemented yet)"
-    )
+    print(f"temporal smoothing, strength {args.strength} (radius {temporal.RADIUS}): plates moving 0.4 px/frame, "
+          f"{args.frames} frames at 1080p, SAM 2's edge wandering (logit noise {WANDER}) from frame to frame")
+    for row in run_temporal(controls, args.strength, args.frames):
+        print(row)
 
     for height, width in sizes:
-        plate = plates(height, width)[1]  # strands: the widest band
+        plate = plates(height, width, only=("strands",))[0]  # the widest band
         logits, guide = logits_from_truth(plate.truth), plate.image[None]
         with torch.inference_mode():
             up = timed(lambda: refine.raw_matte(logits, height, width), args.repeat)
-            cost = timed(lambda: refine.apply(logits, guide, controls, height, width), args.repeat)
         print(
-            f"cost per {width}x{height} frame per object (strands plate), {torch.get_num_threads()} torch threads: "
-            f"{cost[0]:.1f} ms wall ({cost[1]:.1f} ms CPU) in all, of which the upsample + sigmoid every matte "
-            f"already pays is {up[0]:.1f} ms wall ({up[1]:.1f} ms CPU); load average now {os.getloadavg()[0]:.2f}"
+            f"of the cost per {width}x{height} frame, the upsample + sigmoid every matte already pays: "
+            f"{up[0]:.1f} ms wall ({up[1]:.1f} ms CPU); load average now {os.getloadavg()[0]:.2f}"
         )
+
+
+def run_temporal(controls: MatteControls, strength: float, frames: int) -> list[str]:
+    """Chatter (edge band, known motion) and IoU before/after smoothing, and its cost."""
+    shift, height, width = 0.4, 1080, 1920
+    rows = []
+    for name in ("silhouette", "strands"):
+        sequence = [plates(height, width, shift=shift * t, only=(name,))[0] for t in range(frames)]
+        band = edge_band(sequence[frames // 2].truth, math.ceil(2 * width / LOW))
+        raws, refined = [], []
+        with torch.inference_mode():
+            for t, plate in enumerate(sequence):
+                logits = logits_from_truth(plate.truth, WANDER, seed=t)
+                raws.append(refine.raw_matte(logits, height, width))
+                refined.append(refine.apply(logits, plate.image[None], controls, height, width))
+        smoother = temporal.TemporalSmoother(strength)
+        smoothed: list[torch.Tensor] = []
+        wall, cpu = time.perf_counter(), time.process_time()
+        for t, (plate, matte) in enumerate(zip(sequence, refined)):
+            smoothed += [m for _, m in smoother.push(t, matte, plate.image[None])]
+        smoothed += [m for _, m in smoother.flush()]
+        cost = (time.perf_counter() - wall) / frames * 1000, (time.process_time() - cpu) / frames * 1000
+        before = chatter([m[0, 0] for m in refined], shift, band)
+        after = chatter([m[0, 0] for m in smoothed], shift, band)
+        iou_before = float(np.mean([score(m[0, 0], p.truth, band).iou for m, p in zip(refined, sequence)]))
+        iou_after = float(np.mean([score(m[0, 0], p.truth, band).iou for m, p in zip(smoothed, sequence)]))
+        cut = 1 - after / before
+        ok = cut >= 0.5 and iou_before - iou_after <= 0.01
+        rows.append(
+            f"{name:<12} chatter truth {chatter([p.truth for p in sequence], shift, band):.5f} "
+            f"raw {chatter([m[0, 0] for m in raws], shift, band):.5f} refined {before:.5f} smoothed {after:.5f} "
+            f"(cut {cut:.0%}, goal >= 50%)  IoU refined {iou_before:.4f} smoothed {iou_after:.4f}  "
+            f"{'ok' if ok else 'MISSED'}  smoothing {cost[0]:.1f} ms wall ({cost[1]:.1f} ms CPU) per frame"
+        )
+    return rows
 
 
 if __name__ == "__main__":

@@ -134,3 +134,18 @@ def test_controls_apply_in_the_documented_order() -> None:
     expected = refine.feather(refine.shrink_grow(refine.clip(step, 0.3, 0.7), 1.0), 1.0)
     assert torch.equal(refine.apply(logits, None, controls, 32, 32), expected)
     assert not torch.equal(expected, refine.clip(refine.feather(refine.shrink_grow(step, 1.0), 1.0), 0.3, 0.7))
+
+
+def test_only_the_band_changes_and_partial_blocks_are_refined() -> None:
+    """A frame whose size is no multiple of the coefficients' reduction, with its edge in the
+    last, partial column of blocks: refined there, and raw wherever SAM 2 is sure."""
+    h, w = 101, 167
+    y, x = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
+    truth = (0.5 - (x - 160 - 0.05 * y)).clamp(0, 1)[None, None]
+    guide = truth * torch.tensor([0.9, 0.55, 0.2]).view(1, 3, 1, 1) + (1 - truth) * torch.tensor([0.2, 0.45, 0.25]).view(1, 3, 1, 1)
+    logits = torch.logit(F.interpolate(truth, size=(LOW, LOW), mode="area"), eps=1e-4)
+    raw = refine.raw_matte(logits, h, w)
+    refined = refine.apply(logits, guide, MatteControls(), h, w)
+    sure = refine.BAND_GAIN * raw * (1 - raw) <= refine.BAND_FLOOR
+    assert torch.equal(refined[sure], raw[sure])
+    assert _sad(refined, truth) < 0.5 * _sad(raw, truth)

@@ -39,18 +39,23 @@ BAND_GAIN = 8.0
 BAND_FLOOR = 0.02
 #: Edges whose logits rise by less than SOFT_SLOPE per logit cell are soft in the plate
 #: (motion blur, defocus): SAM 2's smooth upsample is already right there and refinement
-#: stays off; above HARD_SLOPE it is fully on. A hard edge inside one cell rises by
-#: about 14 per cell; a motion blur over 4 cells by 1-3 (fastest in its tails, where the
-#: probability nears 0 or 1). Tuned on benchmarks/matte_quality.py at 1080p: lower
-#: values let the blurred plate's texture in, higher ones miss faint strands.
-SOFT_SLOPE, HARD_SLOPE = 6.25, 8.25
+#: stays off; above HARD_SLOPE it is fully on. Measured on the 256² logits themselves
+#: (independent of the plate's size): a hard edge inside one cell rises by about 14 per
+#: cell; a motion blur over 4 cells by 1-3 (fastest in its tails, where the probability
+#: nears 0 or 1). Tuned on benchmarks/matte_quality.py at 1080p: 6.25/8.25 let the
+#: blurred plate's texture in (SAD 1.11x raw), 8/10 miss faint strands (0.71x).
+SOFT_SLOPE, HARD_SLOPE = 7.0, 9.0
 #: How far (in logit cells) a hard edge opens the gate around it.
 GATE_REACH = 1.0
+#: SAM 2's logits are clamped to this for the gate: the benchmark's confident logits are ±9.2.
+LOGIT_LIMIT = 9.2
 #: The automatic refine radius, in logit cells (their width): the colour windows must reach
 #: past SAM 2's smear of the edge, about one cell each side.
 AUTO_RADIUS = 1.6
-#: Resolution of the coefficients: the reduction keeps the box radius at about this many pixels.
-COEFFICIENT_RADIUS = 4
+#: Resolution of the coefficients: the reduction keeps the box radius at about this many
+#: pixels (2: 1/6 of 1080p, 1/12 of UHD; 4 cost twice as much for strands SAD 0.52 instead
+#: of 0.57 at 1080p, benchmarks/matte_quality.py).
+COEFFICIENT_RADIUS = 2
 
 
 def raw_matte(logits: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -89,66 +94,99 @@ def _downsample(x: torch.Tensor, scale: int) -> torch.Tensor:
     return F.avg_pool2d(x, scale)
 
 
-def _coefficients(p: torch.Tensor, image: torch.Tensor, radius: int, cell: tuple[float, float]) -> torch.Tensor:
-    """(1, 5, h, w) at reduced resolution: u (3), c, weight, so that alpha = u·I − c near edges.
+def _hardness(logits: torch.Tensor) -> torch.Tensor:
+    """(1, 1, h, w) at the logits' resolution: 0 where SAM 2's edge is soft, 1 where hard.
 
-    Foreground/background colours are local means weighted by p² / (1 − p)²; `cell` is the
-    size of a logit cell in reduced pixels (y, x), for the softness gate.
+    The steepest logit rise per logit cell within GATE_REACH cells, mapped through
+    SOFT_SLOPE..HARD_SLOPE. Cheap: it is computed on the 256² logits, not the plate.
+    """
+    logit = logits.float().clamp(-LOGIT_LIMIT, LOGIT_LIMIT)
+    dy = F.pad((logit[:, :, 1:] - logit[:, :, :-1]).abs(), (0, 0, 0, 1))
+    dx = F.pad((logit[:, :, :, 1:] - logit[:, :, :, :-1]).abs(), (0, 1, 0, 0))
+    reach = max(1, round(GATE_REACH))
+    slope = F.max_pool2d(torch.maximum(dx, dy), 2 * reach + 1, stride=1, padding=reach)
+    return ((slope - SOFT_SLOPE) / (HARD_SLOPE - SOFT_SLOPE)).clamp(0, 1)
+
+
+def _coefficients(p: torch.Tensor, image: torch.Tensor, radius: int) -> torch.Tensor:
+    """(1, 5, h, w) at reduced resolution: u (3), c, confidence, so that alpha = u·I − c near edges.
+
+    Foreground/background colours are local means weighted by p² / (1 − p)²; all ten box
+    means are taken in one call.
     """
     wf, wb = p * p, (1 - p) * (1 - p)
-    nf, nb = _box(wf, radius) + 1e-6, _box(wb, radius) + 1e-6
-    fg, bg = _box(wf * image, radius) / nf, _box(wb * image, radius) / nb
     squares = (image * image).sum(1, keepdim=True)
-    texture = (_box(wf * squares, radius) / nf - (fg * fg).sum(1, keepdim=True)).clamp(min=0) + (
-        _box(wb * squares, radius) / nb - (bg * bg).sum(1, keepdim=True)
+    sums = _box(torch.cat([wf, wb, wf * image, wb * image, wf * squares, wb * squares], 1), radius)
+    nf, nb = sums[:, 0:1] + 1e-6, sums[:, 1:2] + 1e-6
+    fg, bg = sums[:, 2:5] / nf, sums[:, 5:8] / nb
+    texture = (sums[:, 8:9] / nf - (fg * fg).sum(1, keepdim=True)).clamp(min=0) + (
+        sums[:, 9:10] / nb - (bg * bg).sum(1, keepdim=True)
     ).clamp(min=0)
     d = fg - bg
     d2 = (d * d).sum(1, keepdim=True)
     u = d / (d2 + 1e-6)
     c = (bg * u).sum(1, keepdim=True)
     confidence = d2 / (d2 + CONTRAST * CONTRAST + TEXTURE * texture)
-    logit = torch.logit(p, eps=1e-4)
-    dy = F.pad((logit[:, :, 1:] - logit[:, :, :-1]).abs() * cell[0], (0, 0, 0, 1))
-    dx = F.pad((logit[:, :, :, 1:] - logit[:, :, :, :-1]).abs() * cell[1], (0, 1, 0, 0))
-    reach = max(1, round(GATE_REACH * max(cell)))
-    slope = F.max_pool2d(torch.maximum(dx, dy), 2 * reach + 1, stride=1, padding=reach)
-    hard = ((slope - SOFT_SLOPE) / (HARD_SLOPE - SOFT_SLOPE)).clamp(0, 1)
-    return torch.cat([u, c, confidence * hard], 1)
+    return torch.cat([u, c, confidence], 1)
+
+
+def _sample(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(C, n): x (1, C, h, w) bilinearly sampled at plate pixels (ys, xs) of a height × width
+    plate, as F.interpolate(align_corners=False) would place them."""
+    grid = torch.stack([(2 * xs + 1) / width - 1, (2 * ys + 1) / height - 1], -1).to(x.dtype)
+    at = F.grid_sample(x, grid.view(1, 1, -1, 2), mode="bilinear", padding_mode="border", align_corners=False)
+    return at.view(x.shape[1], -1)
 
 
 def refine_edges(
-    matte: torch.Tensor, guide: torch.Tensor, strength: float, radius: float, cell: tuple[float, float]
+    matte: torch.Tensor, guide: torch.Tensor, strength: float, radius: float, logits: torch.Tensor
 ) -> torch.Tensor:
     """(1, 1, H, W) probabilities re-estimated from the (1, 3, H, W) display-referred guide.
 
-    `cell`: plate pixels per logit cell (y, x), e.g. (1080/256, 1920/256). Only pixels in the
-    band of uncertainty are computed: the coefficients are sampled there, not upsampled whole.
+    `logits`: SAM 2's (1, 1, h, w) logits the matte was upsampled from (for the hardness gate).
+    Only pixels in the band of uncertainty are computed: the coefficients are sampled
+    there, not upsampled whole.
     """
     if strength <= 0:
         return matte
     height, width = matte.shape[-2:]
     scale = max(1, round(radius / COEFFICIENT_RADIUS))
     r = max(1, round(radius / scale))
-    coefficients = _coefficients(
-        _downsample(matte, scale), _downsample(guide, scale), r, (cell[0] / scale, cell[1] / scale)
-    )
-    flat = matte.reshape(-1)
-    band = (BAND_GAIN * flat * (1 - flat)).clamp_(max=1)
-    idx = torch.nonzero(band > BAND_FLOOR).squeeze(1)
-    if idx.numel() == 0:
+    reduced = _downsample(matte, scale)
+    ys, xs = _candidates(reduced, scale, height, width)
+    if ys.numel() == 0:
         return matte
-    ys, xs = idx // width, idx % width
-    # bilinear, align_corners=False: the sampling F.interpolate would do at these pixels
-    grid = torch.stack([(2 * xs + 1) / width - 1, (2 * ys + 1) / height - 1], -1).to(coefficients.dtype)
-    at = F.grid_sample(coefficients, grid.view(1, 1, -1, 2), mode="bilinear", padding_mode="border", align_corners=False)
-    at = at.view(5, -1)
+    idx = ys * width + xs
+    flat = matte.reshape(-1)
+    p = flat.index_select(0, idx)
+    band = (BAND_GAIN * p * (1 - p)).clamp_(max=1)
+    band = torch.where(band > BAND_FLOOR, band, 0.0)
+    coefficients = _coefficients(reduced, _downsample(guide, scale), r)
+    at = _sample(coefficients, ys, xs, height, width)
+    hard = _sample(_hardness(logits), ys, xs, height, width)[0]
     pixels = guide.reshape(3, -1).index_select(1, idx)
     colour_alpha = ((pixels * at[:3]).sum(0) - at[3]).clamp_(0, 1)
-    p = flat.index_select(0, idx)
-    weight = strength * band.index_select(0, idx) * at[4].clamp(0, 1)
+    weight = strength * band * at[4].clamp(0, 1) * hard
     out = flat.clone()
     out[idx] = p + weight * (colour_alpha - p)
     return out.view_as(matte)
+
+
+def _candidates(reduced: torch.Tensor, scale: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Plate pixels (ys, xs) that may lie in the band: every pixel of each scale × scale block
+    whose reduced probability is, or is next to one that is, in a band four times as wide
+    (a block's mean hides a few band pixels among saturated ones; its neighbour shows them).
+    The band is a few percent of a frame, so the rest costs one pass of the downsample."""
+    near = (BAND_GAIN * reduced * (1 - reduced) > BAND_FLOOR / 4).float()
+    blocks = torch.nonzero(F.max_pool2d(near, 3, stride=1, padding=1)[0, 0] > 0)
+    if blocks.numel() == 0:
+        empty = torch.zeros(0, dtype=torch.long, device=reduced.device)
+        return empty, empty
+    offsets = torch.arange(scale, device=reduced.device)
+    # blocks at the far edges may be partial: clamped pixels repeat, and write the same value
+    ys = (blocks[:, 0:1, None] * scale + offsets.view(1, -1, 1)).clamp_(max=height - 1).expand(-1, scale, scale)
+    xs = (blocks[:, 1:2, None] * scale + offsets.view(1, 1, -1)).clamp_(max=width - 1).expand(-1, scale, scale)
+    return ys.reshape(-1), xs.reshape(-1)
 
 
 def despeckle(matte: torch.Tensor, area: int) -> torch.Tensor:
@@ -224,9 +262,9 @@ def apply(logits: torch.Tensor, guide: torch.Tensor | None, controls: MatteContr
             raise ValueError("edge refinement needs the plate as a guide")
         if tuple(guide.shape) != (1, 3, height, width):
             raise ValueError(f"guide is {tuple(guide.shape)}: need (1, 3, {height}, {width})")
-        cell = (height / logits.shape[-2], width / logits.shape[-1])
-        radius = controls.refine_radius or AUTO_RADIUS * max(cell)
-        out = refine_edges(out, guide, controls.refine, radius, cell)
+        cell = max(height / logits.shape[-2], width / logits.shape[-1])
+        radius = controls.refine_radius or AUTO_RADIUS * cell
+        out = refine_edges(out, guide, controls.refine, radius, logits)
     out = despeckle(out, controls.despeckle)
     out = clip(out, controls.clip_black, controls.clip_white)
     out = shrink_grow(out, controls.shrink_grow)

@@ -1,0 +1,156 @@
+"""Temporal smoothing ("reduce chatter"): each matte averaged with its neighbours' mattes,
+motion-compensated with OpenCV's DIS optical flow, over a window of RADIUS frames each side.
+
+SAM 2 predicts each frame's edge from a 256×256 grid, so a still or slowly moving edge
+wanders by a pixel or two from frame to frame: the matte chatters. Averaging a frame with
+its neighbours, each warped onto it along the plate's optical flow, cancels the wander
+without lagging a moving edge (the flow carries the neighbours' edges to where this frame's
+is; the window is centred, so it looks ahead as far as it looks back). A neighbour only
+counts where it can be trusted:
+
+- where its warped plate matches this frame's plate (`PHOTO_TOLERANCE`): occlusions and
+  flow failures keep this frame's matte;
+- where its warped matte is near this frame's over a small window (`MATTE_TOLERANCE`): a
+  disagreement wider than chatter is the object changing, not noise;
+- not at all if the object is absent in it (no pixel above 0.5): an object that just
+  appeared is not faded in, and one that left does not linger.
+
+A frame where the object is absent is returned as it came. Flow needs the plate (the
+guide); without one it is computed from the mattes themselves. The flow runs on the CPU
+(OpenCV); mattes from another device are moved there and back.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import deque
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+#: Frames each side of the one smoothed: the smoother holds back this many frames.
+RADIUS = 2
+#: Plate difference (grey levels, 0-255) at which a warped neighbour's weight halves.
+PHOTO_TOLERANCE = 12.0
+#: Matte difference, averaged over DISAGREEMENT_WINDOW², at which a warped neighbour's
+#: weight falls to zero (it is full below half of it). Chatter moves an edge by a pixel or
+#: two, a thin line of difference that the window averages away; an object changing
+#: shape differs over an area.
+MATTE_TOLERANCE = 0.6
+DISAGREEMENT_WINDOW = 5
+#: Optical flow is computed at most this wide (plate pixels are averaged down to it):
+#: chatter is a pixel or two, the flow needs to be right to a fraction of an edge's ramp.
+FLOW_WIDTH = 960
+#: The strength the issue's goal was measured at (benchmarks/matte_quality.py).
+DEFAULT_STRENGTH = 1.0
+
+
+@dataclass
+class _Frame:
+    frame: int
+    matte: torch.Tensor  # as pushed
+    alpha: np.ndarray  # (H, W) float32 on the CPU
+    grey: np.ndarray  # (h, w) uint8 at flow resolution
+    present: bool
+
+
+class TemporalSmoother:
+    """Smooths one object's mattes over one tracking pass.
+
+    `push` takes frames in the order the pass visits them (consecutive, forwards or
+    backwards) and returns the frames it has finished, in the same order; it holds back at
+    most RADIUS frames, which `flush` returns at the end of the pass. Strength 0 returns
+    every frame at once, unchanged; 1 is the full weighted average of the window.
+    """
+
+    def __init__(self, strength: float) -> None:
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"temporal smoothing strength must be between 0 and 1, got {strength}")
+        self.strength = strength
+        self._window: deque[_Frame] = deque()
+        self._next = 0  # index in the window of the next frame to return
+        self._flow = cv2.DISOpticalFlow.create(cv2.DISOpticalFlow_PRESET_FAST)
+
+    def push(self, frame: int, matte: torch.Tensor, guide: torch.Tensor | None) -> list[tuple[int, torch.Tensor]]:
+        """Add (1, 1, H, W) matte of `frame` with its (1, 3, H, W) plate (0-1) or None; returns
+        the frames now complete."""
+        if self.strength <= 0:
+            return [(frame, matte)]
+        if self._window and tuple(self._window[-1].matte.shape) != tuple(matte.shape):
+            raise ValueError(f"matte of frame {frame} is {tuple(matte.shape)}, the pass's are {tuple(self._window[-1].matte.shape)}")
+        self._window.append(self._frame(frame, matte, guide))
+        out = []
+        while self._next < len(self._window) and len(self._window) - 1 - self._next >= RADIUS:
+            out.append(self._smooth(self._next))
+            self._next += 1
+            if self._next > RADIUS:
+                self._window.popleft()
+                self._next -= 1
+        return out
+
+    def flush(self) -> list[tuple[int, torch.Tensor]]:
+        """The frames still held back, at the end of the pass; the smoother is then empty."""
+        out = [self._smooth(i) for i in range(self._next, len(self._window))]
+        self._window.clear()
+        self._next = 0
+        return out
+
+    def _frame(self, frame: int, matte: torch.Tensor, guide: torch.Tensor | None) -> _Frame:
+        alpha = matte.detach()[0, 0].float().cpu().numpy()
+        source = alpha if guide is None else guide.detach()[0].float().mean(0).cpu().numpy()
+        height, width = alpha.shape
+        scale = min(1.0, FLOW_WIDTH / width)
+        if scale < 1:
+            source = cv2.resize(source, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+        grey = np.clip(source * 255 + 0.5, 0, 255).astype(np.uint8)
+        return _Frame(frame, matte, alpha, grey, bool((alpha > 0.5).any()))
+
+    def _smooth(self, index: int) -> tuple[int, torch.Tensor]:
+        current = self._window[index]
+        if not current.present:
+            return current.frame, current.matte
+        total = current.alpha.copy()
+        weights = np.ones_like(total)
+        for k in range(max(0, index - RADIUS), min(len(self._window), index + RADIUS + 1)):
+            other = self._window[k]
+            if k == index or not other.present:
+                continue
+            warped_alpha, warped_grey = self._warp(current, other)
+            photo = np.abs(warped_grey - current.grey.astype(np.float32))
+            trust = 1.0 / (1.0 + (photo / PHOTO_TOLERANCE) ** 2)
+            if trust.shape != total.shape:
+                trust = cv2.resize(trust, total.shape[::-1], interpolation=cv2.INTER_LINEAR)
+            disagreement = cv2.blur(np.abs(warped_alpha - current.alpha), (DISAGREEMENT_WINDOW, DISAGREEMENT_WINDOW))
+            agree = np.clip(2.0 - 2.0 * disagreement / MATTE_TOLERANCE, 0.0, 1.0)
+            w = trust * agree
+            total += w * warped_alpha
+            weights += w
+        mean = total / weights
+        smoothed = current.alpha + self.strength * (mean - current.alpha)
+        out = torch.from_numpy(np.clip(smoothed, 0.0, 1.0)).to(current.matte.device, current.matte.dtype)
+        return current.frame, out.view_as(current.matte)
+
+    def _warp(self, current: _Frame, other: _Frame) -> tuple[np.ndarray, np.ndarray]:
+        """`other`'s matte (plate resolution) and grey plate (flow resolution) moved onto
+        `current` along the flow from current to other."""
+        h, w = current.grey.shape
+        flow = np.asarray(self._flow.calc(current.grey, other.grey, np.zeros((h, w, 2), np.float32)))
+        gx, gy = _pixels(h, w)
+        grey = cv2.remap(other.grey, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        height, width = current.alpha.shape
+        fx, fy = flow[..., 0], flow[..., 1]
+        if (h, w) != (height, width):
+            fx = cv2.resize(fx * (width / w), (width, height), interpolation=cv2.INTER_LINEAR)
+            fy = cv2.resize(fy * (height / h), (width, height), interpolation=cv2.INTER_LINEAR)
+            gx, gy = _pixels(height, width)
+        alpha = cv2.remap(other.alpha, gx + fx, gy + fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return alpha, grey.astype(np.float32)
+
+
+@functools.lru_cache(maxsize=4)
+def _pixels(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of every pixel, (height, width) float32 each: a flow plus these is a remap map."""
+    gx, gy = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    return gx, gy

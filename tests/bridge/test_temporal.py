@@ -1,0 +1,142 @@
+"""Temporal smoothing ("reduce chatter"): motion-compensated averaging over a few frames.
+
+Shots are composited from known mattes (a textured disc over a textured background), so
+every expectation is the truth the plate was made from, never the smoother's own output.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rotobridge.bridge import temporal
+
+H, W = 96, 128
+
+
+def _texture(seed: int, cells: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    small = torch.rand(1, 3, cells, cells * W // H, generator=g)
+    return F.interpolate(small, size=(H, W), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+BACKGROUND = 0.2 + 0.5 * _texture(0, 14)
+OBJECT = 0.4 + 0.5 * _texture(1, 10)
+
+
+def _disc(cx: float, cy: float = 48.0, radius: float = 22.0) -> torch.Tensor:
+    """(1, 1, H, W) anti-aliased disc: the true matte."""
+    y, x = torch.meshgrid(torch.arange(H) + 0.5, torch.arange(W) + 0.5, indexing="ij")
+    return (radius + 0.5 - torch.sqrt((x - cx) ** 2 + (y - cy) ** 2)).clamp(0, 1)[None, None]
+
+
+def _plate(matte: torch.Tensor, shift: float) -> torch.Tensor:
+    """The disc's own texture moves with it (shifted by `shift` pixels), the background stays."""
+    fg = torch.roll(OBJECT, round(shift), dims=-1)
+    return matte * fg + (1 - matte) * BACKGROUND
+
+
+def _run(smoother: temporal.TemporalSmoother, mattes: list[torch.Tensor], guides: list[torch.Tensor | None]) -> list[tuple[int, torch.Tensor]]:
+    out = []
+    for t, (m, g) in enumerate(zip(mattes, guides)):
+        out += smoother.push(t, m, g)
+    return out + smoother.flush()
+
+
+def test_strength_zero_returns_each_matte_at_once() -> None:
+    smoother = temporal.TemporalSmoother(0.0)
+    matte = _disc(60)
+    for t in range(3):
+        out = smoother.push(t, matte, _plate(matte, 0))
+        assert len(out) == 1 and out[0][0] == t and out[0][1] is matte
+    assert smoother.flush() == []
+
+
+def test_frames_come_back_in_order_held_back_at_most_radius() -> None:
+    smoother = temporal.TemporalSmoother(1.0)
+    frames = [10, 9, 8, 7, 6, 5]  # a backward pass
+    seen: list[int] = []
+    for n, frame in enumerate(frames):
+        seen += [f for f, _ in smoother.push(frame, _disc(60), _plate(_disc(60), 0))]
+        assert len(seen) >= n + 1 - temporal.RADIUS
+    seen += [f for f, _ in smoother.flush()]
+    assert seen == frames
+
+
+def test_a_static_matte_is_unchanged() -> None:
+    matte = _disc(60.3)
+    out = _run(temporal.TemporalSmoother(1.0), [matte] * 5, [_plate(matte, 0)] * 5)
+    for _, m in out:
+        assert m.shape == matte.shape
+        torch.testing.assert_close(m, matte, rtol=0, atol=1e-4)
+
+
+def test_an_absent_object_stays_empty() -> None:
+    empty = torch.zeros(1, 1, H, W)
+    present = _disc(60)
+    mattes = [present, present, empty, present, present]
+    out = _run(temporal.TemporalSmoother(1.0), mattes, [_plate(m, 0) for m in mattes])
+    assert torch.equal(out[2][1], empty)
+    out = _run(temporal.TemporalSmoother(1.0), [empty] * 4, [_plate(empty, 0)] * 4)
+    assert all(torch.equal(m, empty) for _, m in out)
+
+
+def test_an_object_that_just_appeared_is_not_faded_in() -> None:
+    empty = torch.zeros(1, 1, H, W)
+    mattes = [empty, empty, _disc(60), _disc(60), _disc(60)]
+    out = _run(temporal.TemporalSmoother(1.0), mattes, [_plate(m, 0) for m in mattes])
+    torch.testing.assert_close(out[2][1], mattes[2], rtol=0, atol=1e-4)
+    assert torch.equal(out[1][1], empty)
+
+
+def test_a_moving_edge_is_not_lagged() -> None:
+    """A disc moving 2 px a frame: the smoothed matte stays on the truth, where a plain
+    average of the window would trail it."""
+    speed = 2.0
+    truths = [_disc(40 + speed * t) for t in range(7)]
+    guides: list[torch.Tensor | None] = [_plate(m, speed * t) for t, m in enumerate(truths)]
+    out = _run(temporal.TemporalSmoother(1.0), truths, guides)
+    for t in (2, 3, 4):
+        plain = torch.stack(truths[t - temporal.RADIUS : t + temporal.RADIUS + 1]).mean(0)
+        error = float((out[t][1] - truths[t]).abs().sum())
+        assert error < 0.25 * float((plain - truths[t]).abs().sum())
+        centre = float((out[t][1][0, 0].sum(0) * (torch.arange(W) + 0.5)).sum() / out[t][1].sum())
+        assert abs(centre - (40 + speed * t)) < 0.1
+
+
+def test_chatter_is_averaged_out() -> None:
+    """A still disc whose matte wanders by up to a pixel per frame (as SAM 2's does) comes
+    out nearer the truth, and nearer its neighbours."""
+    truth = _disc(60)
+    jitter = [0.8, -0.6, 0.7, -0.8, 0.6, -0.7, 0.8]
+    mattes = [_disc(60 + j, radius=22 + j / 2) for j in jitter]
+    out = _run(temporal.TemporalSmoother(1.0), mattes, [_plate(truth, 0)] * 7)
+    raw_error = sum(float((m - truth).abs().sum()) for m in mattes[2:5])
+    smooth_error = sum(float((m - truth).abs().sum()) for _, m in out[2:5])
+    assert smooth_error < 0.8 * raw_error
+    raw_chatter = sum(float((a - b).abs().sum()) for a, b in zip(mattes[2:5], mattes[3:6]))
+    smooth_chatter = sum(float((a[1] - b[1]).abs().sum()) for a, b in zip(out[2:5], out[3:6]))
+    assert smooth_chatter < 0.5 * raw_chatter
+
+
+def test_without_a_guide_flow_comes_from_the_mattes() -> None:
+    speed = 2.0
+    truths = [_disc(40 + speed * t) for t in range(5)]
+    out = _run(temporal.TemporalSmoother(1.0), truths, [None] * 5)
+    error = float((out[2][1] - truths[2]).abs().sum())
+    plain = torch.stack(truths).mean(0)
+    assert error < 0.25 * float((plain - truths[2]).abs().sum())
+
+
+def test_bad_strength_and_changing_size_are_refused() -> None:
+    with pytest.raises(ValueError, match="strength"):
+        temporal.TemporalSmoother(1.5)
+    with pytest.raises(ValueError, match="strength"):
+        temporal.TemporalSmoother(math.nan)
+    smoother = temporal.TemporalSmoother(0.5)
+    smoother.push(0, _disc(60), None)
+    with pytest.raises(ValueError, match="frame 1"):
+        smoother.push(1, torch.zeros(1, 1, H, W + 1), None)
