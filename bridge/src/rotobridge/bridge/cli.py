@@ -408,8 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--frames", help="subset of the plate's frames (default all)")
     ref.add_argument("--controls", metavar="JSON", help="matte controls, as a recipe's objects[].matte block")
     for name in _control_names():
-        kind = int if name == "despeckle" else float
-        ref.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, metavar="N", help=f"the {name} control (beats --controls)")
+        parse_as = int if name == "despeckle" else float
+        ref.add_argument(f"--{name.replace('_', '-')}", dest=name, type=parse_as, metavar="N", help=f"the {name} control (beats --controls)")
     ref.add_argument("--name", default="matte", help="object name of mattes not written by rotobridge (default matte)")
     ref.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
     ref.add_argument("--overwrite", action="store_true", help="replace existing refined mattes (never the input)")

@@ -59,7 +59,7 @@ class Source:
                 found = {None: pixels}
             else:
                 channels, header = read_matte(path)
-                found = {**channels}
+                found = {name: plane for name, plane in channels.items()}
                 window = header["data_window"]
                 assert isinstance(window, Window)
                 data = window
