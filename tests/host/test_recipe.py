@@ -278,3 +278,36 @@ def test_bad_matte_controls_name_the_field(matte: Any, version: int, field: str,
     with pytest.raises(RecipeError) as err:
         recipes.parse(_with_matte(matte, version))
     assert err.value.field == field and words in str(err.value)
+
+
+def test_output_layers_round_trip_as_version_2(tmp_path: Path) -> None:
+    data = _with("output.layers", ["raw", "trimap"])
+    data["rotobridge_recipe"] = 2
+    recipe = recipes.parse(data)
+    assert recipe.output.layers == ("raw", "trimap") and recipes.version(recipe) == 2
+    saved = tmp_path / "r.json"
+    recipes.save(recipe, saved)
+    assert json.loads(saved.read_text())["output"]["layers"] == ["raw", "trimap"]
+    assert recipes.load(saved) == recipe
+    assert recipes.parse(_with("output.layers", [])).to_dict()["rotobridge_recipe"] == 1
+
+
+@pytest.mark.parametrize(
+    ("layers", "version", "names", "field", "words"),
+    [
+        (["raw"], 1, None, "output.layers", "version 2"),
+        (["alpha"], 2, None, "output.layers[0]", "one of raw, edge, trimap"),
+        (["edge", "edge"], 2, None, "output.layers", "twice"),
+        ("raw", 2, None, "output.layers", "list"),
+        (["raw"], 2, ["car", "car_raw"], "objects[1].name", "layer"),
+    ],
+)
+def test_bad_output_layers_name_the_field(layers: Any, version: int, names: list[str] | None, field: str, words: str) -> None:
+    data = _with("output.layers", layers)
+    data["rotobridge_recipe"] = version
+    if names:
+        for obj, name in zip(data["objects"], names):
+            obj["name"] = name
+    with pytest.raises(RecipeError) as err:
+        recipes.parse(data)
+    assert err.value.field == field and words in str(err.value)

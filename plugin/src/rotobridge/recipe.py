@@ -27,11 +27,14 @@ from .fields import MAX_FRAMES, Fields, boolean, bounded, box, choice, frameset,
 #: written exactly as before, keeps its hash (and the mattes and checkpoints that carry it),
 #: and an older rotobridge given one it cannot render says to upgrade.
 RECIPE_VERSION = 2
-#: The version that added each optional part.
+#: The version that added each optional part (`objects[].matte`, `output.layers`).
 _MATTE_VERSION = 2
 VERSION_KEY = "rotobridge_recipe"
 
 DIRECTIONS = ("both", "forward", "backward")
+#: Extra matte layers an output may ask for per object (docs/recipe.md, Output layers):
+#: `raw` SAM 2's own matte, `edge` where the final matte is soft, `trimap` 0 / 0.5 / 1.
+LAYERS = ("raw", "edge", "trimap")
 COMPRESSIONS = ("zip", "zips", "piz", "rle", "none")
 #: Object names become EXR layer names; Nuke splits channel names on dots and keeps
 #: letters, digits and underscores, so anything else would arrive renamed.
@@ -111,6 +114,8 @@ class Output:
     compression: str = "zip"
     binary: bool = False
     overwrite: bool = False
+    #: extra layers per object (LAYERS), written as `<object>_<layer>.A`
+    layers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -307,6 +312,14 @@ def _propagate(data: Any, where: str) -> Propagate:
     return prop
 
 
+def _layers(value: Any, where: str) -> tuple[str, ...]:
+    names = tuple(choice(LAYERS)(v, f"{where}[{i}]") for i, v in enumerate(bounded(len(LAYERS), "layers")(value, where)))
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup is not None:
+        raise RecipeError(where, f"names {dup!r} twice")
+    return names
+
+
 def _output(data: Any, where: str) -> Output:
     f = Fields(data, where)
     out = Output(
@@ -314,6 +327,7 @@ def _output(data: Any, where: str) -> Output:
         compression=f.get("compression", choice(COMPRESSIONS), "zip"),
         binary=f.get("binary", boolean, False),
         overwrite=f.get("overwrite", boolean, False),
+        layers=f.get("layers", _layers, ()),
     )
     f.done()
     if not out.path.lower().endswith(".exr"):
@@ -379,7 +393,19 @@ def parse(data: Any, base_dir: str = ".") -> Recipe:
         base_dir=base_dir,
     )
     f.done()
+    _check_layers(recipe, version)
     return recipe
+
+
+def _check_layers(recipe: Recipe, version: int) -> None:
+    """Extra layers need version 2, and `<object>_<layer>` may not be another object's name."""
+    layers = recipe.output.layers
+    if layers and version < _MATTE_VERSION:
+        raise RecipeError("output.layers", f"needs recipe version {_MATTE_VERSION} or later (this recipe says {version})")
+    taken = {f"{o.name}_{layer}" for o in recipe.objects for layer in layers}
+    clash = next((i for i, o in enumerate(recipe.objects) if o.name in taken), None)
+    if clash is not None:
+        raise RecipeError(f"objects[{clash}].name", f"{recipe.objects[clash].name!r} is also another object's layer in output.layers: rename it")
 
 
 def loads(text: str, base_dir: str = ".") -> Recipe:
@@ -408,7 +434,7 @@ _OMITTED: Mapping[type, Mapping[str, Any]] = {
     Prompt: {"points": (), "labels": (), "box": None, "mask": None},
     Object: {"colour": None, "matte": None},
     Propagate: {"direction": "both", "start": None},
-    Output: {"compression": "zip", "binary": False, "overwrite": False},
+    Output: {"compression": "zip", "binary": False, "overwrite": False, "layers": ()},
 }
 
 
@@ -447,7 +473,8 @@ def to_dict(recipe: Recipe) -> dict[str, Any]:
 
 def version(recipe: Recipe) -> int:
     """The lowest schema version that holds `recipe`: the one it is written with."""
-    return _MATTE_VERSION if any(o.matte is not None for o in recipe.objects) else 1
+    late = any(o.matte is not None for o in recipe.objects) or bool(recipe.output.layers)
+    return _MATTE_VERSION if late else 1
 
 
 def _jsonable(value: Any) -> Any:

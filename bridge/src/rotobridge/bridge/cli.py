@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import gc
 import json
 import logging
@@ -113,6 +114,30 @@ def _render(args: argparse.Namespace) -> int:
         + (f"; {len(result.untracked)} frame(s) not reached by propagation are empty" if result.untracked else "")
     )
     return 0 if result.complete else 1
+
+
+def _refine(args: argparse.Namespace) -> int:
+    from . import refine_mattes as refining
+
+    controls = refining.parse_controls(args.controls, {name: getattr(args, name) for name in _control_names()})
+    job = refining.prepare(
+        args.mattes, args.plate, args.colourspace, args.out, controls, frames=args.frames, config=args.config,
+        display=args.display, view=args.view, name=args.name, overwrite=args.overwrite, device=args.device,
+    )
+    try:
+        with logs.frame_progress(len(job.frames), quiet=args.quiet) as report:
+            paths = job.run(report)
+    finally:
+        job.close()
+    print(f"refined {len(paths)} frame(s), {len(job.source.objects)} object(s) -> {args.out}")
+    return 0
+
+
+def _control_names() -> list[str]:
+    """MatteControls' fields: `rotobridge refine` has a flag for each (`--clip-black` …)."""
+    from rotobridge.controls import MatteControls
+
+    return [f.name for f in dataclasses.fields(MatteControls)]
 
 
 def _checkpoint_random(args: argparse.Namespace) -> int:
@@ -371,6 +396,25 @@ def build_parser() -> argparse.ArgumentParser:
             f.add_argument("--checkpoint-every", type=_positive, default=10, metavar="N")
             f.add_argument("--submit", action="store_true", help="submit to the Cuebot named by $CUEBOT_HOSTS")
             f.set_defaults(run=_farm_opencue)
+
+    ref = sub.add_parser("refine", help="the matte controls on existing EXR/PNG mattes and their plate (docs/refine.md)")
+    ref.add_argument("mattes", metavar="MATTES", help="matte sequence to refine, EXR or PNG, e.g. roto.####.exr")
+    ref.add_argument("--plate", required=True, help="the plate the mattes belong to (sequence pattern or movie)")
+    ref.add_argument("--colourspace", required=True, help="the plate's OCIO colourspace")
+    ref.add_argument("--config", help="OCIO config (default $OCIO, else the built-in studio config)")
+    ref.add_argument("--display", help="OCIO display the guide is seen through (default the config's)")
+    ref.add_argument("--view", help="OCIO view (default the display's)")
+    ref.add_argument("--out", required=True, metavar="PATTERN", help="refined EXR mattes, e.g. refined.####.exr")
+    ref.add_argument("--frames", help="subset of the plate's frames (default all)")
+    ref.add_argument("--controls", metavar="JSON", help="matte controls, as a recipe's objects[].matte block")
+    for name in _control_names():
+        parse_as = int if name == "despeckle" else float
+        ref.add_argument(f"--{name.replace('_', '-')}", dest=name, type=parse_as, metavar="N", help=f"the {name} control (beats --controls)")
+    ref.add_argument("--name", default="matte", help="object name of mattes not written by rotobridge (default matte)")
+    ref.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
+    ref.add_argument("--overwrite", action="store_true", help="replace existing refined mattes (never the input)")
+    ref.add_argument("--quiet", action="store_true", help="no progress")
+    ref.set_defaults(run=_refine)
 
     template = sub.add_parser("template", help="a recipe from a recipe template with ${SHOT}, ${SEQ}, --set and environment variables")
     template.add_argument("template", help="recipe template JSON")

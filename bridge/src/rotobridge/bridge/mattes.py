@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import OpenImageIO as oiio
@@ -18,10 +18,13 @@ import torch
 from fileseq.constants import PAD_STYLE_HASH1
 from fileseq.filesequence import FileSequence
 
-from rotobridge.bridge.plate import Window, crop_to_display
+from rotobridge.bridge.plate import Plate, Window, crop_to_display
+from rotobridge.controls import MatteControls
 from rotobridge.errors import MatteExistsError, OutputError
+from rotobridge.recipe import LAYERS
 
 from .atomic import atomic_file
+from .colour import ColourPipeline
 from .security import allowed_path
 
 #: OpenEXR compressions that keep half data bit-exact; a matte edge must not shift on disk.
@@ -45,6 +48,63 @@ def upsample_logits(logits: torch.Tensor, height: int, width: int) -> torch.Tens
 def channel_name(object_name: str) -> str:
     """EXR channel for an object: Nuke splits on the last dot and maps ``A`` to alpha."""
     return f"{object_name}.A"
+
+
+def layer_channel(object_name: str, layer: str) -> str:
+    """EXR channel of an object's extra layer (recipe `output.layers`): its own Nuke layer,
+    ``<object>_<layer>``, with the matte as its alpha."""
+    return f"{object_name}_{layer}.A"
+
+
+#: frame → the display-referred plate, (1, 3, display height, display width) float in 0-1:
+#: what edge refinement reads.
+Guide = Callable[[int], torch.Tensor]
+
+
+def plate_guide(plate: Plate, colour: ColourPipeline) -> Guide:
+    """The guide edge refinement reads: the picture the artist sees (`display_rgb`, uint8) / 255.
+
+    Renders, sessions and `rotobridge refine` all take it from here, so their mattes match."""
+    display = plate.info.display
+
+    def guide(frame: int) -> torch.Tensor:
+        rgb = colour.display_rgb(plate.read(frame), display.width, display.height)
+        return (torch.from_numpy(rgb).float() / 255.0).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+    return guide
+
+
+def object_matte(
+    logits: torch.Tensor, guide: torch.Tensor | None, controls: MatteControls | None, height: int, width: int
+) -> torch.Tensor:
+    """One object's final matte, (1, 1, height, width) float in 0-1, from its (1, 1, h, w)
+    SAM 2 logits: without controls SAM 2's matte exactly as the writer has always made it
+    (bilinear logits, sigmoid), with them `refine.apply` (which needs the `guide` when
+    `controls.refine` > 0). The one function renders, sessions and previews make mattes with.
+
+    Not yet applied: `controls.smoothing` (temporal, needs the frames in order; see
+    docs/refine.md)."""
+    if controls is None:
+        return torch.sigmoid(upsample_logits(logits.float(), height, width))
+    from . import refine  # refine imports upsample_logits from this module
+
+    return refine.apply(logits, guide, controls, height, width)
+
+
+#: A trimap's grey: final matte values strictly between these are "unknown" (0.5).
+TRIMAP_LOW, TRIMAP_HIGH = 0.01, 0.99
+
+
+def extra_layer(layer: str, final: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
+    """An extra output layer (recipe `output.layers`) from an object's soft final matte and
+    its raw SAM 2 matte (same shapes)."""
+    if layer == "raw":
+        return raw
+    if layer == "edge":  # 1 where the matte is half, 0 where it is solid or empty
+        return 4.0 * final * (1.0 - final)
+    if layer == "trimap":
+        return torch.where(final <= TRIMAP_LOW, 0.0, torch.where(final >= TRIMAP_HIGH, 1.0, 0.5))
+    raise ValueError(f"unknown matte layer {layer!r}: one of {', '.join(LAYERS)}")
 
 
 def _overlap(a: Window, b: Window) -> Window | None:
@@ -90,9 +150,17 @@ class MatteWriter:
         data_colourspace: str = "Raw",
         metadata: Mapping[str, str] | None = None,
         roots: Sequence[str] = (),
+        controls: Sequence[MatteControls | None] = (),
+        layers: Sequence[str] = (),
+        guide: Guide | None = None,
     ) -> None:
         """roots: folders every matte must really be written in (none: no limit), checked per
-        write, since a folder may be swapped for a symlink while a shot renders."""
+        write, since a folder may be swapped for a symlink while a shot renders.
+
+        controls: one per object in `objects` order (None: SAM 2's matte as it is; empty:
+        all raw); layers: extra layers per object (recipe `output.layers`); guide: the
+        plate for edge refinement (`plate_guide`), needed when a control has refine > 0 and
+        read only then."""
         self._sequence = matte_sequence(pattern)
         self.roots = tuple(roots)
         if compression not in LOSSLESS_COMPRESSIONS:
@@ -103,6 +171,20 @@ class MatteWriter:
         self.channels = [channel_name(name) for _, name in objects]
         if not objects or len(set(self.channels)) != len(self.channels):
             raise OutputError(f"mattes need objects with distinct names, got {self.channels}")
+        self.controls = tuple(controls) or (None,) * len(objects)
+        if len(self.controls) != len(objects):
+            raise ValueError(f"{len(self.controls)} matte controls for {len(objects)} objects")
+        unknown = [layer for layer in layers if layer not in LAYERS]
+        if unknown or len(set(layers)) != len(layers):
+            raise OutputError(f"matte layers must be distinct, of {', '.join(LAYERS)}; got {list(layers)}")
+        self.layers = tuple(layers)
+        self.layer_channels = [layer_channel(name, layer) for _, name in objects for layer in self.layers]
+        if len(set(self.channels + self.layer_channels)) != len(self.channels) + len(self.layer_channels):
+            raise OutputError(f"an object's name is another object's layer: {self.channels + self.layer_channels}")
+        self.refines = any(c is not None and c.refine > 0 for c in self.controls)
+        if self.refines and guide is None:
+            raise ValueError("edge refinement needs the plate: pass guide (plate_guide)")
+        self.guide = guide
         clash = _OWN_KEYS & set(metadata or {})
         if clash:
             raise ValueError(f"metadata may not set {sorted(clash)}: the matte writer owns them")
@@ -116,7 +198,11 @@ class MatteWriter:
             "oiio:ColorSpace": data_colourspace,  # OIIO normalises or drops it: keep the name too
             "rotobridge:colourspace": data_colourspace,
             "rotobridge:objects": json.dumps(
-                [{"id": i, "name": n, "channel": c} for (i, n), c in zip(objects, self.channels)]
+                [
+                    {"id": i, "name": n, "channel": c}
+                    | ({"layers": {layer: layer_channel(n, layer) for layer in self.layers}} if self.layers else {})
+                    for (i, n), c in zip(objects, self.channels)
+                ]
             ),
             **dict(metadata or {}),
         }
@@ -159,12 +245,58 @@ class MatteWriter:
         except (OutputError, OSError):
             return "damaged"
         same = (
-            list(channels) == self.channels
+            sorted(channels) == sorted(self.all_channels)  # EXR stores channels sorted by name
             and header["data_window"] == self.data
             and header["display_window"] == self.display
             and all(str(header.get(k)) == v for k, v in self._attributes.items() if k.startswith("rotobridge:"))
         )
         return "whole" if same else "other"
+
+    @property
+    def all_channels(self) -> list[str]:
+        """Every channel on disk: the objects' final mattes, then their extra layers."""
+        return self.channels + self.layer_channels
+
+    @property
+    def raw(self) -> bool:
+        """Mattes exactly as SAM 2 makes them: no controls, no extra layers (`_pixels`)."""
+        return not self.layers and all(c is None for c in self.controls)
+
+    def frame_pixels(self, frame: int, logits: torch.Tensor | None) -> np.ndarray:
+        """(data height, data width, channels) half: what `write` puts on disk for a frame."""
+        if self.raw:
+            return self._pixels(logits)
+        out = np.zeros((self.data.height, self.data.width, len(self.all_channels)), np.float16)
+        if logits is None or self._overlap is None:
+            return out
+        n, disp = len(self.channels), self.display
+        if logits.ndim != 4 or logits.shape[:2] != (n, 1):
+            raise ValueError(f"expected logits of shape ({n}, 1, h, w), got {tuple(logits.shape)}")
+        guide = self.guide(frame) if self.refines and self.guide is not None else None
+        with torch.inference_mode():
+            for i, controls in enumerate(self.controls):  # one object at a time: a 4K float plane is 35 MB
+                one = logits[i : i + 1]
+                g = guide.to(one.device) if guide is not None and controls is not None and controls.refine > 0 else None
+                final = object_matte(one, g, controls, disp.height, disp.width)
+                raw = final if controls is None else object_matte(one, None, None, disp.height, disp.width)
+                for j, layer in enumerate(self.layers):
+                    self.place(out, n + i * len(self.layers) + j, extra_layer(layer, final, raw))
+                if self.binary:  # without controls as always: the sign of SAM 2's logit
+                    final = upsample_logits(one.float(), disp.height, disp.width) > 0 if controls is None else final > 0.5
+                self.place(out, i, final)
+        return out
+
+    def place(self, out: np.ndarray, channel: int, matte: torch.Tensor) -> None:
+        """Put a (…, display height, display width) matte in channel `channel` of a frame's
+        (data height, data width, channels) pixels: the display window's part inside the
+        data window (overscan stays 0)."""
+        o, disp, data = self._overlap, self.display, self.data
+        if o is None:
+            return
+        plane = matte.reshape(disp.height, disp.width)[o.y - disp.y : o.y - disp.y + o.height, o.x - disp.x : o.x - disp.x + o.width]
+        out[o.y - data.y : o.y - data.y + o.height, o.x - data.x : o.x - data.x + o.width, channel] = (
+            plane.to("cpu", torch.float16).numpy()
+        )
 
     def _pixels(self, logits: torch.Tensor | None) -> np.ndarray:
         """(data height, data width, N) half: mattes over the display window, put in the data window."""
@@ -188,19 +320,23 @@ class MatteWriter:
 
     def write(self, frame: int, logits: torch.Tensor | None) -> str:
         """Write a frame's mattes (None → all zero, e.g. no object on this frame); returns the path."""
+        return self.write_pixels(frame, self.frame_pixels(frame, logits))
+
+    def write_pixels(self, frame: int, pixels: np.ndarray) -> str:
+        """Write a frame's (data height, data width, channels) half pixels (`frame_pixels`,
+        `place`) atomically; returns the path."""
         path = self.path(frame)
         target = self.checked_path(frame)  # written where it was checked
         if not self.overwrite and os.path.exists(target):
             raise MatteExistsError([path])
-        spec = oiio.ImageSpec(self.data.width, self.data.height, len(self.channels), oiio.HALF)
+        spec = oiio.ImageSpec(self.data.width, self.data.height, len(self.all_channels), oiio.HALF)
         spec.x, spec.y = self.data.x, self.data.y
         spec.full_x, spec.full_y = self.display.x, self.display.y
         spec.full_width, spec.full_height = self.display.width, self.display.height
-        spec.channelnames = tuple(self.channels)
+        spec.channelnames = tuple(self.all_channels)
         for key, value in self._attributes.items():
             spec.attribute(key, value)
         spec.attribute("rotobridge:frame", int(frame))
-        pixels = self._pixels(logits)
         try:
             os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
             with atomic_file(target) as tmp:

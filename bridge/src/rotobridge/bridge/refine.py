@@ -269,3 +269,31 @@ def apply(logits: torch.Tensor, guide: torch.Tensor | None, controls: MatteContr
     out = clip(out, controls.clip_black, controls.clip_white)
     out = shrink_grow(out, controls.shrink_grow)
     return feather(out, controls.feather).clamp(0, 1)
+
+
+#: SAM 2's logit grid for its 1024² input: where `matte_logits` puts an existing matte.
+LOGIT_GRID = 256
+
+
+def matte_logits(matte: torch.Tensor) -> torch.Tensor:
+    """An existing (1, 1, H, W) matte in 0-1, from any tool, as SAM 2 would have predicted
+    it: area-averaged to SAM 2's 256² grid and turned into logits (±9.2 where it is solid),
+    as benchmarks/matte_quality.py makes its raw mattes. `apply` then upsamples it to a
+    band of uncertainty a logit cell wide, which edge refinement re-estimates from the
+    plate: a hard matte has no such band of its own."""
+    low = F.interpolate(matte.float().clamp(0, 1), size=(LOGIT_GRID, LOGIT_GRID), mode="area")
+    return torch.logit(low, eps=1e-4)
+
+
+def apply_to_matte(matte: torch.Tensor, guide: torch.Tensor | None, controls: MatteControls) -> torch.Tensor:
+    """An existing (1, 1, H, W) matte through the controls (`rotobridge refine`). With edge
+    refinement it stands in for SAM 2's prediction (`matte_logits`) and goes through
+    `apply`; without, the controls apply to the matte itself, which stays as it is where
+    they change nothing."""
+    height, width = matte.shape[-2:]
+    if controls.refine > 0:
+        return apply(matte_logits(matte), guide, controls, height, width)
+    out = despeckle(matte.float().clamp(0, 1), controls.despeckle)
+    out = clip(out, controls.clip_black, controls.clip_white)
+    out = shrink_grow(out, controls.shrink_grow)
+    return feather(out, controls.feather).clamp(0, 1)

@@ -175,7 +175,9 @@ def run(
     same recipe and model are kept, tracking continues from the latest usable checkpoint,
     and checkpoints are saved every `checkpoint_every` frames (checkpoint.py)."""
     recipe = job.recipe
-    writer = tracking.matte_writer(recipe, job.plate.info, job.colour, loaded, overwrite=overwrite, roots=job.roots)
+    writer = tracking.matte_writer(
+        recipe, job.plate.info, job.colour, loaded, overwrite=overwrite, roots=job.roots, plate=job.plate
+    )
     result = RenderResult(requested=list(job.frames))
     result.kept = _on_disk(job, writer, writer.overwrite) if resume else []
     writer.check([f for f in job.frames if f not in set(result.kept)])

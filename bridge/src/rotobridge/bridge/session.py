@@ -340,7 +340,9 @@ class Session:
         self.direction = direction
         recipe = self.recipe()
         frames = [f for f in self.plate.info.frames if start <= f <= end]
-        writer = tracking.matte_writer(recipe, self.plate.info, self.colour, self.loaded, overwrite=overwrite, roots=self.roots)
+        writer = tracking.matte_writer(
+            recipe, self.plate.info, self.colour, self.loaded, overwrite=overwrite, roots=self.roots, plate=self.plate
+        )
         writer.check(frames)
         cancel = threading.Event()
         steps = tracking.write_mattes(

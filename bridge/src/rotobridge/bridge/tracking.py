@@ -25,8 +25,8 @@ from . import model as models
 from .checkpoint import Checkpoint, Checkpoints, PassKey
 from .colour import ColourPipeline
 from .engine import Engine, FrameResult
-from .mattes import MatteWriter
-from .plate import PlateInfo
+from .mattes import MatteWriter, plate_guide
+from .plate import Plate, PlateInfo
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +85,12 @@ def matte_writer(
     *,
     overwrite: bool,
     roots: Sequence[str] = (),
+    plate: Plate | None = None,
 ) -> MatteWriter:
     """The writer of a recipe's mattes, with the metadata that says how they were made; with
-    `roots`, every matte must really land inside them."""
+    `roots`, every matte must really land inside them. Objects' matte controls and the
+    output's extra layers come from the recipe; `plate` (opened as `info` describes) is the
+    guide of edge refinement, needed when an object's controls refine."""
     return MatteWriter(
         recipe.resolve(recipe.output.path),
         info.display,
@@ -98,6 +101,9 @@ def matte_writer(
         overwrite=overwrite or recipe.output.overwrite,
         data_colourspace=colour.data_colourspace,
         roots=roots,
+        controls=[o.matte for o in recipe.objects],
+        layers=recipe.output.layers,
+        guide=plate_guide(plate, colour) if plate is not None else None,
         metadata={
             "rotobridge:version": __version__,
             "rotobridge:model": loaded.name,
