@@ -2,7 +2,7 @@
 
 The exact OCIO CPU processor costs ~0.5 s per 1024² frame for an ACES 2.0 view: fifty
 times a small model's GPU frame. The same transform as a 3D LUT is a few gathers per
-pixel: nothing on the model's GPU, about a quarter of the exact cost on a CPU.
+pixel: nothing on the model's GPU, about a third of the exact cost on a CPU.
 
 How it is baked (measured choices, benchmarks/colour_lut.py and docs/colour.md):
 
@@ -10,8 +10,9 @@ How it is baked (measured choices, benchmarks/colour_lut.py and docs/colour.md):
   ``asinh(x / 2⁻⁷)``: logarithmic above ~0.01 (even spacing in stops up to 128, so
   highlights keep their rolloff), linear through zero, with 0 on a node. When the
   processor's first step clamps its input from below (ACES views of ACEScg clamp at 0)
-  the grid starts there; otherwise (Linear Rec.709, whose wide-gamut colours are
-  negatives) it reaches down to −1. Log plates (ACEScct, ARRI LogC4, camera logs) are
+  the grid starts there; otherwise it reaches down to −1. A leading matrix (Linear
+  Rec.709 → AP1) is applied to the pixels in torch first, so the cube starts where the
+  view clamps and wide-gamut colours held as negatives need no grid of their own. Log plates (ACEScct, ARRI LogC4, camera logs) are
   already perceptually spaced: the grid spans code values [0, 1] directly.
 - **Nodes** are the OCIO processor's own output at the shaper's nodes, taken *before*
   the processor's final clamp to [0, 1] when the clamp is the last non-trivial step (ACES
@@ -43,8 +44,8 @@ import torch
 CUBE_SIZE = 129
 #: The asinh shaper's linear width: spends the grid's nodes from ~2⁻⁷ upwards in stops.
 LINEAR_SOFTNESS = 2.0**-7
-#: Scene-linear range the grid spans: ACES views clamp their input to [0, 1024] in AP1; a
-#: plate in narrower primaries (Linear Rec.709) holds wide-gamut colours as negatives.
+#: Scene-linear range the grid spans (from 0 where the view clamps there): speculars to 128
+#: keep their rolloff; above, the display is near white and values take the last node.
 LINEAR_RANGE = (-1.0, 128.0)
 #: Code value range for log encodings.
 LOG_RANGE = (0.0, 1.0)
@@ -104,17 +105,29 @@ class Shaper:
         return ((values - self.lo) * (1.0 / (self.hi - self.lo))).clamp_(0.0, 1.0)
 
 
-def _cube_processor(processor: ocio.Processor) -> tuple[ocio.CPUProcessor, bool]:
-    """The processor to sample at the nodes, and whether it is the exact one less its final clamp."""
-    steps = list(processor.getOptimizedProcessor(ocio.OPTIMIZATION_DEFAULT).createGroupTransform())
+def _cube_processor(steps: list[ocio.Transform]) -> tuple[ocio.CPUProcessor, bool]:
+    """The processor to sample at the nodes, and whether it is `steps` less their final clamp."""
+    raw = ocio.Config.CreateRaw()
     crossing = [i for i, step in enumerate(steps) if not isinstance(step, _PER_CHANNEL)]
     tail = steps[crossing[-1] + 1 :] if crossing else []
-    clamps = [step for step in tail if isinstance(step, ocio.RangeTransform)]
-    if not clamps:
-        return processor.getDefaultCPUProcessor(), False
+    if not any(isinstance(step, ocio.RangeTransform) for step in tail):
+        return raw.getProcessor(ocio.GroupTransform(steps)).getDefaultCPUProcessor(), False
     kept = steps[: len(steps) - len(tail)] + [step for step in tail if not isinstance(step, ocio.RangeTransform)]
-    config = ocio.Config.CreateRaw()
-    return config.getProcessor(ocio.GroupTransform(kept)).getDefaultCPUProcessor(), True
+    return raw.getProcessor(ocio.GroupTransform(kept)).getDefaultCPUProcessor(), True
+
+
+def _leading_matrix(steps: list[ocio.Transform]) -> tuple[torch.Tensor | None, list[ocio.Transform]]:
+    """OCIO's first step when it is a matrix, as (3, 4) [matrix | offset], and the steps after it.
+
+    Applied to the pixels before the shaper, it puts the cube in the space where the
+    processor clamps (Linear Rec.709's wide-gamut colours are negatives until converted).
+    """
+    first = steps[0] if steps else None
+    if not isinstance(first, ocio.MatrixTransform) or first.getDirection() != ocio.TRANSFORM_DIR_FORWARD:
+        return None, steps
+    matrix = np.array(first.getMatrix(), np.float64).reshape(4, 4)[:3, :3]
+    offset = np.array(first.getOffset(), np.float64)[:3, None]
+    return torch.from_numpy(np.hstack([matrix, offset]).astype(np.float32)), steps[1:]
 
 
 def _apply(processor: ocio.CPUProcessor, rgb: np.ndarray) -> np.ndarray:
@@ -130,6 +143,8 @@ class BakedLut:
     shaper: Shaper
     #: (n, n, n, 3) float32 display values at the nodes, indexed [red, green, blue]
     cube: torch.Tensor
+    #: (3, 4) OCIO's leading matrix and offset, applied before the shaper (None: no such step)
+    matrix: torch.Tensor | None = None
     _on_device: dict[torch.device, torch.Tensor] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -138,20 +153,21 @@ class BakedLut:
         """Sample `processor` (a plate → display processor) on the shaper's grid (CUBE_SIZE nodes per axis)."""
         size = size or CUBE_SIZE
         steps = list(processor.getOptimizedProcessor(ocio.OPTIMIZATION_DEFAULT).createGroupTransform())
+        matrix, steps = _leading_matrix(steps)
         first = steps[0] if steps else None
         floor = first.getMinInValue() if isinstance(first, ocio.RangeTransform) and first.hasMinInValue() else None
         shaper = Shaper.for_encoding(encoding, size, floor)
         axis = shaper.inverse(np.linspace(0.0, 1.0, size))
         nodes = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1).reshape(-1, 3)
-        sampler, unclamped = _cube_processor(processor)
+        sampler, unclamped = _cube_processor(steps)
         values = _apply(sampler, nodes)
         if unclamped:
-            exact = _apply(processor.getDefaultCPUProcessor(), nodes)
+            exact = _apply(ocio.Config.CreateRaw().getProcessor(ocio.GroupTransform(steps)).getDefaultCPUProcessor(), nodes)
             if not np.allclose(np.clip(values, 0.0, 1.0), exact, rtol=0.0, atol=1e-5, equal_nan=True):
                 values = exact  # the tail was not a clamp then a monotonic encoding: keep OCIO's own clamp
         np.nan_to_num(values, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
         cube = torch.from_numpy(values.reshape(size, size, size, 3))
-        return cls(shaper, cube)
+        return cls(shaper, cube, matrix)
 
     @property
     def size(self) -> int:
@@ -207,6 +223,10 @@ class BakedLut:
     def apply(self, rgb: torch.Tensor) -> torch.Tensor:
         """(3, ...) plate values → display values in [0, 1]; NaN reads as 0, ±inf as the range's ends."""
         rgb = torch.nan_to_num(rgb, nan=0.0, posinf=3.0e38, neginf=-3.0e38)
+        if self.matrix is not None:
+            matrix = self.matrix.to(rgb.device)
+            flat = torch.addmm(matrix[:, 3:], matrix[:, :3], rgb.reshape(3, -1))
+            rgb = torch.nan_to_num(flat, nan=0.0).reshape(rgb.shape)  # inf − inf → NaN: 0 as before
         return self.lookup(self.shaper.forward(rgb)).clamp_(0.0, 1.0)
 
 
@@ -220,7 +240,7 @@ def baked(config: ocio.Config, colourspace: str, display: str, view: str, encodi
     """The LUT for one (config, colourspace, display, view), baked once per process.
 
     Keyed by the config's OCIO cache id (its content), so a config edited on disk is
-    baked afresh. Baking ~0.9 M nodes costs ~0.5 s of one core, less than a session's
+    baked afresh. Baking 129³ (2.1 M) nodes costs ~1.5 s of one core, less than a session's
     other start-up costs, so nothing is cached on disk.
     """
     key = (config.getCacheID(), colourspace, display, view, CUBE_SIZE)
