@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 from sam2.utils.misc import load_video_frames
 
+from rotobridge.bridge import lut as luts
 from rotobridge.bridge.colour import DEFAULT_CONFIG, ColourPipeline
 from rotobridge.errors import ColourError
 
@@ -156,11 +157,12 @@ def test_float_passthrough_resizes_and_clips() -> None:
     np.testing.assert_array_equal(pixels, before)  # caller's plate untouched
 
 
-@pytest.mark.parametrize("colourspace", [SRGB, "ACEScg"])
-def test_nan_and_inf_never_reach_the_model(colourspace: str) -> None:
+@pytest.mark.parametrize(("colourspace", "exact"), [(SRGB, False), ("ACEScg", False), ("ACEScg", True)])
+def test_nan_and_inf_never_reach_the_model(colourspace: str, exact: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(luts, "CUBE_SIZE", 17)  # the LUT's mechanics, not its accuracy
     pixels = np.full((16, 16, 3), 0.3, np.float32)
     pixels[0, 0], pixels[8, 8], pixels[15, 15] = np.nan, np.inf, -np.inf
-    got = unnormalise(ColourPipeline(colourspace).model_input(pixels, 8))
+    got = unnormalise(ColourPipeline(colourspace, exact=exact).model_input(pixels, 8))
     assert np.isfinite(got).all() and got.min() >= -1e-6 and got.max() <= 1 + 1e-6
 
 
@@ -168,7 +170,7 @@ def test_acescg_resizes_before_transform() -> None:
     # Columns alternate 0.02/0.34: area-averaging 2:1 gives 0.18 before the (non-linear) view.
     pixels = np.empty((64, 64, 3), np.float32)
     pixels[:, 0::2], pixels[:, 1::2] = 0.02, 0.34
-    got = unnormalise(ColourPipeline("ACEScg").model_input(pixels, 32))
+    got = unnormalise(ColourPipeline("ACEScg", exact=True).model_input(pixels, 32))
     grey = ocio_pixel("ACEScg", 0.18)
     np.testing.assert_allclose(got, np.broadcast_to(grey, got.shape), atol=1e-6)
     transform_then_resize = (ocio_pixel("ACEScg", 0.02) + ocio_pixel("ACEScg", 0.34)) / 2
@@ -178,20 +180,22 @@ def test_acescg_resizes_before_transform() -> None:
 @pytest.mark.parametrize("name", ["ACEScct", "ARRI LogC4"])
 def test_log_plates_go_through_the_view(name: str) -> None:
     pixels = np.full((20, 30, 3), 0.4, np.float32)
-    got = unnormalise(ColourPipeline(name).model_input(pixels, 16))
+    got = unnormalise(ColourPipeline(name, exact=True).model_input(pixels, 16))
     np.testing.assert_allclose(got, np.broadcast_to(ocio_pixel(name, 0.4), got.shape), atol=1e-6)
 
 
 def test_display_rgb() -> None:
-    grey = ColourPipeline("ACEScg").display_rgb(np.full((30, 40, 3), 0.18, np.float32), 20, 15)
+    grey = ColourPipeline("ACEScg", exact=True).display_rgb(np.full((30, 40, 3), 0.18, np.float32), 20, 15)
     assert grey.dtype == np.uint8 and grey.shape == (15, 20, 3)
     assert (grey == np.rint(ocio_pixel("ACEScg", 0.18) * 255).astype(np.uint8)).all()
     plate = np.random.default_rng(1).integers(0, 256, (15, 20, 3), dtype=np.uint8)
     np.testing.assert_array_equal(ColourPipeline(SRGB).display_rgb(plate, 20, 15), plate)
 
 
-def test_threaded_matches_serial() -> None:
-    pipe = ColourPipeline("ACEScg")
+@pytest.mark.parametrize("exact", [True, False])
+def test_threaded_matches_serial(exact: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(luts, "CUBE_SIZE", 17)
+    pipe = ColourPipeline("ACEScg", exact=exact)
     rng = np.random.default_rng(3)
     frames = [rng.random((96, 128, 3), dtype=np.float32) * 4 for _ in range(6)]
     serial = [pipe.model_input(f, 64) for f in frames]

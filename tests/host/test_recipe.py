@@ -94,6 +94,8 @@ BAD = [
     ("objects[0].prompts[0].points", [[10**400, 20]], "objects[0].prompts[0].points[0][0]", "too large"),
     ("objects[1].prompts[0].box", [1, 2, 10**400, 40], "objects[1].prompts[0].box[2]", "too large"),
     ("objects[0].colour", [-(10**400), 0, 0], "objects[0].colour[0]", "too large"),
+    ("colour", {"exact": "yes"}, "colour.exact", "true or false"),
+    ("colour", {"exact": 1}, "colour.exact", "true or false"),
     ("plate.frames", "1-100000000", "plate.frames", "at most 100000"),
     ("plate.frames", "1-99999999999999999999", "plate.frames", "at most 100000"),
     ("plate.frames", "1-1000000x10,5-5", "plate.frames", "names 100001 frames"),
@@ -161,6 +163,18 @@ def test_round_trip_is_lossless_and_hash_stable(tmp_path: Path) -> None:
     assert again.sha256() == recipe.sha256()
     assert recipes.to_dict(again) == BASE
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temp file left
+
+
+def test_colour_exact_round_trips_and_is_left_out_when_false(tmp_path: Path) -> None:
+    exact = recipes.parse(_with("colour", {"exact": True}), base_dir=str(tmp_path))
+    assert exact.colour.exact and not recipes.parse(BASE).colour.exact
+    recipes.save(exact, tmp_path / "r.json")
+    assert recipes.load(tmp_path / "r.json") == exact
+    assert recipes.to_dict(exact)["colour"] == {"exact": True}
+    assert "colour" not in recipes.to_dict(recipes.parse(_with("colour", {"exact": False})))
+    assert exact.sha256() != recipes.parse(BASE).sha256()  # a different picture reaches the model
+    shot = recipes.Shot(exact.plate, exact.output, exact.colour)
+    assert recipes.Shot.parse(shot.fields()).colour.exact  # the protocol's `open` carries it
 
 
 def test_hash_changes_with_any_prompt() -> None:

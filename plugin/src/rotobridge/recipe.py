@@ -71,6 +71,8 @@ class Colour:
     config: str | None = None
     display: str | None = None
     view: str | None = None
+    #: OCIO's exact CPU processor on every pixel instead of the baked LUT (slow; the reference)
+    exact: bool = False
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,7 @@ def _colour(data: Any, where: str) -> Colour:
         config=f.get("config", string, None),
         display=f.get("display", string, None),
         view=f.get("view", string, None),
+        exact=f.get("exact", boolean, False),
     )
     f.done()
     return colour
@@ -429,7 +432,7 @@ def load(path: str | os.PathLike[str]) -> Recipe:
 #: Each part's fields left out of its JSON form when they hold these (defaults, or nothing yet).
 _OMITTED: Mapping[type, Mapping[str, Any]] = {
     Plate: {"layer": None, "part": None, "first_frame": 1},
-    Colour: {"config": None, "display": None, "view": None},
+    Colour: {"config": None, "display": None, "view": None, "exact": False},
     Model: {"name": None, "config": None, "checkpoint": None, "overrides": ()},
     Prompt: {"points": (), "labels": (), "box": None, "mask": None},
     Object: {"colour": None, "matte": None},

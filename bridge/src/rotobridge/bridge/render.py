@@ -125,7 +125,7 @@ def prepare(recipe: recipes.Recipe, *, frames: str | None = None, roots: Sequenc
         selected = select_frames(plate.info.frames, frames)
         c = recipe.colour
         config = recipe.resolve(c.config) if c.config else None
-        colour = ColourPipeline(p.colourspace, config=config, display=c.display, view=c.view, roots=roots)
+        colour = ColourPipeline(p.colourspace, config=config, display=c.display, view=c.view, roots=roots, exact=c.exact)
         masks = {}
         for i, obj in enumerate(recipe.objects):
             for j, prompt in enumerate(obj.prompts):

@@ -157,7 +157,7 @@ class Session:
         self.plate = open_plate(p.path, p.frames, layer=p.layer, part=p.part, first_frame=p.first_frame, roots=roots)
         try:
             c = shot.colour
-            self.colour = ColourPipeline(p.colourspace, config=c.config, display=c.display, view=c.view, roots=roots)
+            self.colour = ColourPipeline(p.colourspace, config=c.config, display=c.display, view=c.view, roots=roots, exact=c.exact)
             self.engine = Engine(loaded, self.plate, self.colour)
         except BaseException:
             self.plate.close()
