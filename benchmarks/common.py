@@ -18,7 +18,7 @@ from make_shot import ball_centre, write_shot  # noqa: E402
 CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
 
 
-def prepare(work: Path, frames: int, *, scale: int = 1, image_size: int | None = None) -> Path:
+def prepare(work: Path, frames: int, *, scale: int = 1, image_size: int | None = None, config: str = CONFIG) -> Path:
     """Write shot + checkpoint + a one-object recipe under `work`; returns the recipe path."""
     from rotobridge.bridge.model import make_random_checkpoint
 
@@ -26,15 +26,16 @@ def prepare(work: Path, frames: int, *, scale: int = 1, image_size: int | None =
     shot = work / f"shot_{frames}_x{scale}"
     if not (shot / f"sh010_plate.{1000 + frames}.exr").exists():
         write_shot(shot, count=frames, scale=scale)
-    checkpoint = work / "random-tiny.pt"
+    name = Path(config).stem
+    checkpoint = work / ("random-tiny.pt" if config == CONFIG else f"random-{name}.pt")
     if not checkpoint.exists():
-        make_random_checkpoint(CONFIG, checkpoint, seed=0)
+        make_random_checkpoint(config, checkpoint, seed=0)
     x, y = ball_centre(0)
     recipe = {
         "rotobridge_recipe": 1,
         "plate": {"path": str(shot / "sh010_plate.####.exr"), "frames": f"1001-{1000 + frames}", "colourspace": "ACEScg"},
         "model": {
-            "config": CONFIG,
+            "config": config,
             "checkpoint": str(checkpoint),
             "overrides": [f"++model.image_size={image_size}"] if image_size else [],
         },
@@ -42,6 +43,6 @@ def prepare(work: Path, frames: int, *, scale: int = 1, image_size: int | None =
         "propagate": {"direction": "forward"},
         "output": {"path": str(work / f"mattes_{frames}_x{scale}" / "m.####.exr"), "overwrite": True},
     }
-    path = work / f"recipe_{frames}_x{scale}_{image_size or 'full'}.json"
+    path = work / f"recipe_{frames}_x{scale}_{image_size or 'full'}{'' if config == CONFIG else '_' + name}.json"
     path.write_text(json.dumps(recipe, indent=1))
     return path

@@ -6,11 +6,15 @@ sam2: the same frames, already decoded into memory by its own init_state (not ti
 add_new_points_or_box + propagate_in_video. Same checkpoint, model size, machine.
 Goal: ratio rotobridge/sam2 >= 0.9 with the tiny model at its real size (1024) on CPU.
     .venv/bin/python benchmarks/throughput.py [--frames 16] [--image-size 1024]
+On a GPU (benchmarks/gpu_check.sh): --device cuda, --config another sam2 config (a random
+checkpoint is made for it), --compile image-encoder|vos on both sides (sam2's own options).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +26,7 @@ from PIL import Image
 from common import CONFIG, prepare
 
 
-def sam2_fps(recipe_path: Path, work: Path) -> float:
+def sam2_fps(recipe_path: Path, work: Path, device: str = "cpu", compile: str = "off") -> float:
     from sam2.build_sam import build_sam2_video_predictor
 
     from rotobridge import recipe as recipes
@@ -39,26 +43,32 @@ def sam2_fps(recipe_path: Path, work: Path) -> float:
             for i, frame in enumerate(plate.info.frames):
                 Image.fromarray(colour.display_rgb(plate.read(frame), d.width, d.height)).save(jpgs / f"{i:05d}.jpg", quality=95)
         count = len(plate.info.frames)
+    overrides = list(recipe.model.overrides) + (["++model.compile_image_encoder=true"] if compile == "image-encoder" else [])
     predictor = build_sam2_video_predictor(
-        CONFIG, str(recipe.model.checkpoint), device="cpu", hydra_overrides_extra=list(recipe.model.overrides)
+        str(recipe.model.config), str(recipe.model.checkpoint), device=device, hydra_overrides_extra=overrides,
+        vos_optimized=compile == "vos",
     )
     prompt = recipe.objects[0].prompts[0]
-    with torch.inference_mode():
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else contextlib.nullcontext()
+    with torch.inference_mode(), autocast:
         state = predictor.init_state(str(jpgs))  # decodes every frame up front: not timed
         started = time.monotonic()
         predictor.add_new_points_or_box(state, 0, 1, points=np.array(prompt.points, np.float32), labels=np.array(prompt.labels))
         for _ in predictor.propagate_in_video(state, start_frame_idx=0):
             pass
+        if device == "cuda":
+            torch.cuda.synchronize()
         return count / (time.monotonic() - started)
 
 
-def rotobridge_fps(recipe_path: Path) -> float:
+def rotobridge_fps(recipe_path: Path, device: str = "cpu", compile: str = "off") -> float:
     from rotobridge import recipe as recipes
     from rotobridge.bridge import render
 
     recipe = recipes.load(recipe_path)
     started = time.monotonic()
-    result = render.render(recipe, device="cpu", overwrite=True)
+    os.environ["ROTOBRIDGE_COMPILE"] = compile  # how `rotobridge render` is told (or --compile)
+    result = render.render(recipe, device=device, overwrite=True)
     assert result.complete
     return len(result.written) / (time.monotonic() - started)
 
@@ -68,13 +78,17 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--image-size", type=int, default=None, help="model input size (default: the config's, 1024)")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "rotobridge-bench")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--config", default=CONFIG, help=f"sam2 config (default {CONFIG})")
+    parser.add_argument("--compile", default="off", choices=["off", "image-encoder", "vos"])
     args = parser.parse_args()
-    recipe = prepare(args.work, args.frames, scale=3, image_size=args.image_size)
-    ours = rotobridge_fps(recipe)
+    recipe = prepare(args.work, args.frames, scale=3, image_size=args.image_size, config=args.config)
+    ours = rotobridge_fps(recipe, args.device, args.compile)
     print(f"rotobridge render : {ours:.3f} frames/s (EXR in, EXR out, model load included)", flush=True)
-    theirs = sam2_fps(recipe, args.work)
+    theirs = sam2_fps(recipe, args.work, args.device, args.compile)
     print(f"raw sam2 propagate: {theirs:.3f} frames/s (frames preloaded)")
-    print(f"ratio rotobridge/sam2 = {ours / theirs:.3f} (goal >= 0.9) on {torch.get_num_threads()} threads")
+    where = torch.cuda.get_device_name() if args.device == "cuda" else f"{torch.get_num_threads()} threads"
+    print(f"ratio rotobridge/sam2 = {ours / theirs:.3f} (goal >= 0.9) on {where}, {args.config}, compile {args.compile}")
 
 
 if __name__ == "__main__":

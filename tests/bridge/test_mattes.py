@@ -264,3 +264,28 @@ def test_every_matte_path_a_recipe_accepts_is_a_sequence_the_writer_reads() -> N
 
     for path in GOOD_MATTE_PATHS:
         assert mattes.matte_sequence(path).padding(), path
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_planes_are_sam2s_upsample_then_sigmoid_rounded_to_half(binary: bool) -> None:
+    lg = logits(3, 32, seed=4)
+    full = upsample_logits(lg, 45, 80)[:, 0]
+    want = ((full > 0).float() if binary else torch.sigmoid(full)).to(torch.float16)
+    planes = mattes.matte_planes(lg, 45, 80, binary=binary)
+    assert planes.dtype == torch.float16 and planes.shape == (3, 45, 80)
+    assert torch.equal(planes, want)
+
+
+def test_writing_planes_equals_writing_logits(tmp_path: Path) -> None:
+    """The device path (planes made where the logits are, half crossing to the writer) and
+    the CPU path (the writer upsamples) write the same bytes of matte."""
+    data = Window(-4, -3, 72, 42)  # overscan
+    w = writer(tmp_path, HD, data, overwrite=True)
+    lg = logits()
+    from_logits, _ = read_matte(w.write(1, lg))
+    from_planes, _ = read_matte(w.write_planes(2, w.planes(lg)))
+    for name in from_logits:
+        assert np.array_equal(from_logits[name], from_planes[name])
+    with pytest.raises(ValueError, match=r"expected mattes of shape \(2, 36, 64\)"):
+        w.write_planes(3, torch.zeros(2, 10, 10, dtype=torch.float16))
+    assert not os.path.exists(w.path(3))

@@ -26,6 +26,7 @@ from rotobridge.errors import CancelledError, ConfigError, RotobridgeError, Stop
 from rotobridge.version import __version__
 
 from . import logs
+from .config import COMPILE_ENV, COMPILE_MODES
 
 log = logging.getLogger("rotobridge")
 
@@ -65,7 +66,9 @@ def _render(args: argparse.Namespace) -> int:
     with _stop_on_signals(cancel) as received:
         job = rendering.prepare(recipe, frames=args.frames, roots=roots)
         try:
-            loaded = models.from_recipe(recipe.model, lambda path: job.resolve(path, "model.checkpoint"), args.device)
+            loaded = models.from_recipe(
+                recipe.model, lambda path: job.resolve(path, "model.checkpoint"), args.device, args.compile
+            )
             log.info(
                 "model %s on %s (checkpoint %s, sha256 %s)%s",
                 loaded.name,
@@ -172,10 +175,17 @@ def _serve(args: argparse.Namespace) -> int:
             "session_timeout": args.session_timeout,
             "curve_secret": args.curve_secret,
             "curve_authorized": args.curve_authorized,
+            "compile": args.compile,
+            "decode_threads": args.decode_threads,
+            "write_threads": args.write_threads,
+            "read_ahead_mib": args.read_ahead_mib,
         },
         file=args.config,
     )
-    loaded = models.from_recipe(config.model_section(), os.path.abspath, config.device)
+    from . import sizing
+
+    sizing.configure(config.sizing)
+    loaded = models.from_recipe(config.model_section(), os.path.abspath, config.device, config.compile)
     # Everything alive now (the model above all) leaves the garbage collector's care: a full
     # collection would otherwise walk it, a ~0.3 s pause that the click in progress waits
     # for whenever a flood of junk sets one off. Done here, in the bridge's own process,
@@ -351,6 +361,10 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("recipe", help="recipe JSON file (docs/recipe.md)")
     render.add_argument("--frames", help="subset of the plate's frames, e.g. 1001-1050 (a farm chunk)")
     render.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
+    render.add_argument(
+        "--compile", choices=COMPILE_MODES,
+        help=f"torch.compile the model, sam2's own (default ${COMPILE_ENV}, else off; docs/performance.md)",
+    )
     render.add_argument("--overwrite", action="store_true", help="replace existing mattes")
     render.add_argument("--qc", metavar="PNG", help="also write a QC picture: mattes over the plate")
     render.add_argument("--quiet", action="store_true", help="no progress (a bar on a terminal, else one line per frame)")
@@ -456,6 +470,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--session-timeout", type=float, metavar="S", help="close sessions idle this many seconds (default 1800)")
     serve.add_argument("--curve-secret", metavar="FILE", help="the bridge's NAME.key_secret: enables CURVE")
     serve.add_argument("--curve-authorized", metavar="DIR", help="folder of the public keys of the clients let in")
+    serve.add_argument("--compile", choices=COMPILE_MODES, help="torch.compile the model, sam2's own (default off)")
+    serve.add_argument("--decode-threads", type=int, metavar="N", help="plate decoding threads (default: one per core)")
+    serve.add_argument("--write-threads", type=int, metavar="N", help="matte writing threads (default: half the cores)")
+    serve.add_argument("--read-ahead-mib", type=int, metavar="MIB", help="memory for frames read ahead (default 512)")
     serve.set_defaults(run=_serve)
 
     keys = sub.add_parser("keys", help="write a CURVE key pair: NAME.key (public) and NAME.key_secret")

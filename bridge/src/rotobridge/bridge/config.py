@@ -20,10 +20,18 @@ from rotobridge import recipe as recipes
 from rotobridge.errors import ConfigError
 
 from . import security
+from . import sizing as sizes
 
 #: Served when the configuration names no model at all.
 DEFAULT_MODEL = "sam2.1-hiera-large"
 DEVICES = ("auto", "cuda", "mps", "cpu")
+#: `torch.compile` choices, sam2's own: "off"; "image-encoder" (sam2's `compile_image_encoder`:
+#: the Hiera trunk, most of a frame's work); "vos" (sam2's `vos_optimized` build, every
+#: component compiled: fastest propagation, minutes of first-frame compilation, recompiles
+#: per click count, so for farm renders rather than interactive sessions). model.py applies it.
+COMPILE_MODES = ("off", "image-encoder", "vos")
+#: Environment variable choosing the compile mode, also for `rotobridge render`.
+COMPILE_ENV = "ROTOBRIDGE_COMPILE"
 #: Key → environment variable that sets it (keys without one are file or command line only).
 ENVIRONMENT: Mapping[str, str] = {
     "address": "ROTOBRIDGE_ADDRESS",
@@ -34,6 +42,8 @@ ENVIRONMENT: Mapping[str, str] = {
     "session_timeout": "ROTOBRIDGE_SESSION_TIMEOUT",
     "curve_secret": "ROTOBRIDGE_CURVE_SECRET",
     "curve_authorized": "ROTOBRIDGE_CURVE_AUTHORIZED",
+    "compile": COMPILE_ENV,
+    **sizes.ENVIRONMENT,
 }
 CONFIG_ENV = "ROTOBRIDGE_CONFIG"
 #: Keys holding file or folder paths: made absolute against the file's folder (file values)
@@ -62,8 +72,18 @@ class BridgeConfig:
     curve_secret: str | None = None
     #: folder of the public key files (`*.key`) of the clients allowed in
     curve_authorized: str | None = None
+    #: torch.compile of the model, sam2's own (model.COMPILE_MODES)
+    compile: str = "off"
+    #: plate decoding threads (0: one per core), matte writing threads (0: half the cores)
+    decode_threads: int = 0
+    write_threads: int = 0
+    #: memory for frames read ahead of the model, decode buffers included
+    read_ahead_mib: int = sizes.DEFAULT_READ_AHEAD_MIB
 
     def __post_init__(self) -> None:
+        if self.compile not in COMPILE_MODES:
+            raise ConfigError(f"compile: {self.compile!r} is not one of {', '.join(COMPILE_MODES)}")
+        self.sizing  # checks the pool sizes and the budget, naming the key
         if self.device not in DEVICES:
             raise ConfigError(f"device: {self.device!r} is not one of {', '.join(DEVICES)}")
         if not (math.isfinite(self.session_timeout) and self.session_timeout > 0):
@@ -73,6 +93,11 @@ class BridgeConfig:
         if (self.curve_secret is None) != (self.curve_authorized is None):
             raise ConfigError("curve_secret and curve_authorized: set both to use CURVE, or neither")
         security.check_bind_address(self.address, curve=self.curve)
+
+    @property
+    def sizing(self) -> sizes.Sizing:
+        """The pipeline's pool sizes and read-ahead budget (sizing.py)."""
+        return sizes.Sizing(self.decode_threads, self.write_threads, self.read_ahead_mib)
 
     @property
     def curve(self) -> bool:
@@ -101,6 +126,12 @@ def _strings(value: Any, key: str) -> tuple[str, ...]:
     return tuple(_string(v, f"{key}[{i}]") for i, v in enumerate(value))
 
 
+def _count(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key}: must be a whole number, got {value!r}")
+    return value
+
+
 def _seconds(value: Any, key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{key}: must be a number of seconds, got {value!r}")
@@ -108,7 +139,14 @@ def _seconds(value: Any, key: str) -> float:
 
 
 _TYPES: Mapping[str, Callable[[Any, str], Any]] = {
-    f.name: {"roots": _strings, "overrides": _strings, "session_timeout": _seconds}.get(f.name, _string)
+    f.name: {
+        "roots": _strings,
+        "overrides": _strings,
+        "session_timeout": _seconds,
+        "decode_threads": _count,
+        "write_threads": _count,
+        "read_ahead_mib": _count,
+    }.get(f.name, _string)
     for f in fields(BridgeConfig)
 }
 
@@ -150,6 +188,11 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
                 value = float(text)
             except ValueError:
                 raise ConfigError(f"${var}: {text!r} is not a number of seconds") from None
+        elif _TYPES[key] is _count:
+            try:
+                value = int(text)
+            except ValueError:
+                raise ConfigError(f"${var}: {text!r} is not a whole number") from None
         else:
             value = text
         values[key] = _absolute(key, value, os.getcwd())

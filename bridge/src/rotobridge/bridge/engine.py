@@ -24,15 +24,17 @@ from rotobridge.errors import CancelledError, RecipeError
 from .colour import ColourPipeline
 from .model import LoadedModel
 from .plate import Plate
+from .sizing import Sizing, configure_openimageio, current
 
 
 class FrameSource:
     """Model-ready frames by index, decoded on demand with bounded read-ahead.
 
-    Decoding, colour and resizing of the next frames run in worker threads while the
-    model works on the current one. At most `prefetch` frames are in flight and `keep`
-    recently used ones are cached (clicks revisit the same frame), so memory does not
-    depend on the shot length.
+    Decoding, colour and resizing of the next frames run in worker threads (one per core
+    unless `sizing` says otherwise) while the model works on the current one. Frames are
+    read ahead as far as `sizing`'s memory budget allows (or exactly `prefetch`), and
+    `keep` recently used ones are cached (clicks revisit the same frame), so memory does
+    not depend on the shot length, nor, past the budget, on the plate's resolution.
     """
 
     def __init__(
@@ -42,16 +44,23 @@ class FrameSource:
         frames: Sequence[int],
         image_size: int,
         *,
-        prefetch: int = 4,
+        prefetch: int | None = None,
         keep: int = 2,
-        workers: int = 2,
+        workers: int | None = None,
+        sizing: Sizing | None = None,
     ) -> None:
         self.plate = plate
         self.colour = colour
         self.frames = tuple(frames)
         self.image_size = image_size
-        self.prefetch = prefetch
+        sizing = sizing if sizing is not None else current()
+        workers = workers or sizing.decoders
+        display = plate.info.display
+        plate_bytes = display.width * display.height * 3 * 4  # float32 RGB, as Plate.read returns it
+        frame_bytes = 3 * image_size * image_size * 4  # the model input, float32
+        self.prefetch = prefetch if prefetch is not None else sizing.read_ahead(plate_bytes, frame_bytes)
         self.keep = keep
+        configure_openimageio()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rotobridge-decode")
         self._lock = threading.Lock()
         self._pending: dict[int, Future[torch.Tensor]] = {}
@@ -122,14 +131,24 @@ class Engine:
     """One shot's SAM 2 session. Frames are plate frame numbers; coordinates are
     display-window pixels, origin top-left."""
 
-    def __init__(self, model: LoadedModel, plate: Plate, colour: ColourPipeline, *, prefetch: int = 4) -> None:
+    def __init__(
+        self,
+        model: LoadedModel,
+        plate: Plate,
+        colour: ColourPipeline,
+        *,
+        prefetch: int | None = None,
+        sizing: Sizing | None = None,
+    ) -> None:
         self.model = model
         self.predictor = model.predictor
         self.frames = plate.info.frames
         self.width = plate.info.display.width
         self.height = plate.info.display.height
         self._index = {frame: i for i, frame in enumerate(self.frames)}
-        self.source = FrameSource(plate, colour, self.frames, model.image_size, prefetch=prefetch)
+        #: pool sizes and read-ahead memory of this shot's pipeline (also the matte writers')
+        self.sizing = sizing if sizing is not None else current()
+        self.source = FrameSource(plate, colour, self.frames, model.image_size, prefetch=prefetch, sizing=self.sizing)
         low_res = model.image_size // 4
         predictor = self.predictor
         # The state init_state would build, minus the eager decode. video_height/width are

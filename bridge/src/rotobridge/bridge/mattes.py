@@ -45,6 +45,24 @@ def upsample_logits(logits: torch.Tensor, height: int, width: int) -> torch.Tens
     )
 
 
+def matte_planes(logits: torch.Tensor, height: int, width: int, *, binary: bool = False) -> torch.Tensor:
+    """(N, 1, h, w) logits → (N, height, width) float16 mattes, on the logits' device.
+
+    sam2's own upsampling in float32 (`upsample_logits`), then sigmoid (or > 0 for binary
+    mattes), rounded to half as the EXR stores it. Run where the logits are: on a GPU only
+    half the bytes then cross to the host. One object at a time, in place, so a 4K float
+    plane (35 MB) exists once.
+    """
+    if logits.ndim != 4 or logits.shape[1] != 1:
+        raise ValueError(f"expected logits of shape (N, 1, h, w), got {tuple(logits.shape)}")
+    out = torch.empty((logits.shape[0], height, width), dtype=torch.float16, device=logits.device)
+    with torch.inference_mode():
+        for i in range(logits.shape[0]):
+            full = upsample_logits(logits[i : i + 1].float(), height, width)[0, 0]
+            out[i] = (full > 0) if binary else torch.sigmoid_(full)
+    return out
+
+
 def channel_name(object_name: str) -> str:
     """EXR channel for an object: Nuke splits on the last dot and maps ``A`` to alpha."""
     return f"{object_name}.A"
@@ -265,7 +283,7 @@ class MatteWriter:
     def frame_pixels(self, frame: int, logits: torch.Tensor | None) -> np.ndarray:
         """(data height, data width, channels) half: what `write` puts on disk for a frame."""
         if self.raw:
-            return self._pixels(logits)
+            return self._pixels(None if logits is None else self.planes(logits).cpu())
         out = np.zeros((self.data.height, self.data.width, len(self.all_channels)), np.float16)
         if logits is None or self._overlap is None:
             return out
@@ -298,29 +316,41 @@ class MatteWriter:
             plane.to("cpu", torch.float16).numpy()
         )
 
-    def _pixels(self, logits: torch.Tensor | None) -> np.ndarray:
-        """(data height, data width, N) half: mattes over the display window, put in the data window."""
+    def planes(self, logits: torch.Tensor) -> torch.Tensor:
+        """A frame's logits as (N, display height, display width) half mattes, on their device."""
         n = len(self.channels)
-        out = np.zeros((self.data.height, self.data.width, n), np.float16)
-        if logits is None or self._overlap is None:
-            return out
         if logits.ndim != 4 or logits.shape[:2] != (n, 1):
             raise ValueError(f"expected logits of shape ({n}, 1, h, w), got {tuple(logits.shape)}")
+        return matte_planes(logits, self.display.height, self.display.width, binary=self.binary)
+
+    def _pixels(self, planes: torch.Tensor | None) -> np.ndarray:
+        """(data height, data width, N) half: display-window mattes put in the data window."""
+        n = len(self.channels)
+        out = np.zeros((self.data.height, self.data.width, n), np.float16)
+        if planes is None or self._overlap is None:
+            return out
+        if tuple(planes.shape) != (n, self.display.height, self.display.width):
+            raise ValueError(
+                f"expected mattes of shape ({n}, {self.display.height}, {self.display.width}), got {tuple(planes.shape)}"
+            )
         o, disp, data = self._overlap, self.display, self.data
         rows = slice(o.y - disp.y, o.y - disp.y + o.height)
         cols = slice(o.x - disp.x, o.x - disp.x + o.width)
-        dst = out[o.y - data.y : o.y - data.y + o.height, o.x - data.x : o.x - data.x + o.width]
+        dst = torch.from_numpy(out)[o.y - data.y : o.y - data.y + o.height, o.x - data.x : o.x - data.x + o.width]
         with torch.inference_mode():
-            for i in range(n):  # one object at a time: a 4K float plane is 35 MB
-                full = upsample_logits(logits[i : i + 1], disp.height, disp.width)
-                plane = full[0, 0, rows, cols]
-                matte = (plane > 0) if self.binary else torch.sigmoid(plane)
-                dst[:, :, i] = matte.to(torch.float16).numpy()
+            dst.copy_(planes[:, rows, cols].permute(1, 2, 0))  # one interleaving copy, half to half
         return out
 
     def write(self, frame: int, logits: torch.Tensor | None) -> str:
-        """Write a frame's mattes (None → all zero, e.g. no object on this frame); returns the path."""
+        """Write a frame's mattes from its (N, 1, h, w) logits (None → all zero, e.g. no
+        object on this frame); returns the path."""
+        if self.raw:
+            return self.write_planes(frame, None if logits is None else self.planes(logits))
         return self.write_pixels(frame, self.frame_pixels(frame, logits))
+
+    def write_planes(self, frame: int, planes: torch.Tensor | None) -> str:
+        """Write a frame's raw mattes from `planes` (`planes`; None → all zero); returns the path."""
+        return self.write_pixels(frame, self._pixels(None if planes is None else planes.cpu()))
 
     def write_pixels(self, frame: int, pixels: np.ndarray) -> str:
         """Write a frame's (data height, data width, channels) half pixels (`frame_pixels`,

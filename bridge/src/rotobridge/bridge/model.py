@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -19,6 +20,7 @@ from rotobridge import recipe as recipes
 from rotobridge.errors import ModelError
 
 from . import holes, registry
+from .config import COMPILE_ENV, COMPILE_MODES
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,8 @@ class LoadedModel:
     device: torch.device
     #: sam2's `fill_hole_area` (the builder's 8 unless overridden), filled by holes.py
     fill_hole_area: int
+    #: the torch.compile mode it was built with (COMPILE_MODES)
+    compile: str = "off"
 
     @property
     def image_size(self) -> int:
@@ -72,13 +76,36 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def _instantiate(config: str, overrides: Sequence[str]) -> Any:
-    """Build an untrained predictor exactly as sam2's builder does (its post-processing included)."""
+def compile_mode(mode: str | None = None) -> str:
+    """`mode`, else $ROTOBRIDGE_COMPILE, else "off"; ModelError naming the choices otherwise
+    (config.COMPILE_MODES says what each does)."""
+    chosen = mode or os.environ.get(COMPILE_ENV) or "off"
+    if chosen not in COMPILE_MODES:
+        where = "compile" if mode else f"${COMPILE_ENV}"
+        raise ModelError(f"{where}: {chosen!r} is not one of {', '.join(COMPILE_MODES)}")
+    return chosen
+
+
+def enable_tf32(device: torch.device) -> None:
+    """TensorFloat-32 matmuls and convolutions on CUDA GPUs that have them (Ampere and
+    later), as sam2's own notebooks set: the float32 matmuls bf16 autocast leaves run on
+    tensor cores with a 10-bit mantissa; docs/performance.md gives the tolerance."""
+    if device.type == "cuda" and torch.cuda.get_device_properties(device).major >= 8:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+def _instantiate(config: str, overrides: Sequence[str], compile: str = "off") -> Any:
+    """Build an untrained predictor exactly as sam2's builder does (its post-processing
+    included); `compile` selects sam2's own torch.compile options (COMPILE_MODES)."""
     from sam2.build_sam import build_sam2_video_predictor
 
+    extra = list(overrides)
+    if compile == "image-encoder":
+        extra.append("++model.compile_image_encoder=true")
     try:
         predictor = build_sam2_video_predictor(
-            config, ckpt_path=None, device="cpu", hydra_overrides_extra=list(overrides)
+            config, ckpt_path=None, device="cpu", hydra_overrides_extra=extra, vos_optimized=compile == "vos"
         )
     except Exception as exc:  # hydra raises many types for bad names/overrides
         raise ModelError(f"cannot build SAM 2 from config {config!r} with overrides {list(overrides)}: {exc}") from None
@@ -107,11 +134,14 @@ def build(
     device: str | torch.device = "auto",
     overrides: Sequence[str] = (),
     name: str | None = None,
+    compile: str | None = None,
 ) -> LoadedModel:
-    """A ready predictor on `device`; raises ModelError when the file does not fit the config."""
+    """A ready predictor on `device`; raises ModelError when the file does not fit the config.
+    `compile`: one of COMPILE_MODES (None: $ROTOBRIDGE_COMPILE, else off)."""
     path = Path(checkpoint)
     data = _read_checkpoint(path)
-    predictor = _instantiate(config, overrides)
+    mode = compile_mode(compile)
+    predictor = _instantiate(config, overrides, mode)
     state = data["model"]
     expected = predictor.state_dict()
     missing = sorted(set(expected) - set(state))
@@ -129,6 +159,7 @@ def build(
     predictor.load_state_dict(state)
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     predictor = predictor.to(dev).eval()
+    enable_tf32(dev)
     predictor.memory_attention.register_forward_pre_hook(_memory_as_query_dtype, with_kwargs=True)
     # The builder asks for hole filling, which sam2 can only do with its optional CUDA
     # extension (not installed): holes.py does it without, where sam2 would.
@@ -146,6 +177,7 @@ def build(
         untrained=untrained,
         device=dev,
         fill_hole_area=fill_hole_area,
+        compile=mode,
     )
 
 
@@ -188,7 +220,9 @@ def make_random_checkpoint(
     return path
 
 
-def from_recipe(model: recipes.Model, base_resolve: Callable[[str], str], device: str = "auto") -> LoadedModel:
+def from_recipe(
+    model: recipes.Model, base_resolve: Callable[[str], str], device: str = "auto", compile: str | None = None
+) -> LoadedModel:
     """Resolve a recipe's model section (registry name and/or config + checkpoint) and build it."""
     spec = registry.get(model.name) if model.name else None
     # Recipe validation guarantees a config (own or the registry model's) and a checkpoint
@@ -202,4 +236,6 @@ def from_recipe(model: recipes.Model, base_resolve: Callable[[str], str], device
         checkpoint = registry.checkpoints_dir() / spec.filename
     else:
         raise ModelError("the model section needs either 'name' (a registry model) or 'checkpoint' (a checkpoint file)")
-    return build(config, checkpoint, device=device, overrides=model.overrides, name=model.name or Path(config).stem)
+    return build(
+        config, checkpoint, device=device, overrides=model.overrides, name=model.name or Path(config).stem, compile=compile
+    )

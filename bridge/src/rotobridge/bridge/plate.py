@@ -167,6 +167,10 @@ class _Selection:
         return all(self.spec.channelformat(index) == oiio.UINT8 for index in self.indices)
 
     @property
+    def half(self) -> bool:
+        return all(self.spec.channelformat(index) == oiio.HALF for index in self.indices)
+
+    @property
     def display(self) -> Window:
         spec = self.spec
         return Window(spec.full_x, spec.full_y, spec.full_width, spec.full_height)
@@ -248,7 +252,10 @@ class _SequencePlate(Plate):
                     f"{self.info.frames[0]} ({'uint8' if self._uint8 else 'not uint8'}): {path}"
                 )
             first, last = min(selection.indices), max(selection.indices)
-            pixels = image.read_image(selection.subimage, 0, first, last + 1, oiio.UINT8 if self._uint8 else oiio.FLOAT)
+            # Half is read as stored and widened to float32 (exactly) in the crop's one copy,
+            # instead of OpenImageIO converting the whole data window first.
+            kind = oiio.UINT8 if self._uint8 else oiio.HALF if selection.half else oiio.FLOAT
+            pixels = image.read_image(selection.subimage, 0, first, last + 1, kind)
             if pixels is None:
                 raise PlateError(f"cannot read {path}: {image.geterror()}")
         finally:
@@ -256,7 +263,7 @@ class _SequencePlate(Plate):
         offsets = [index - first for index in selection.indices]
         if offsets != [0, 1, 2]:  # grey, or channels not in R, G, B order next to each other
             pixels = pixels[..., offsets]
-        return crop_to_display(pixels, selection.data, self.info.display)
+        return crop_to_display(pixels, selection.data, self.info.display, None if self._uint8 else np.float32)
 
     def _select(self, image: oiio.ImageInput, path: str) -> _Selection:
         """The subimage and channels to read: `part` if given, else the first that has them."""
@@ -353,11 +360,15 @@ def _describe(window: Window) -> str:
     return f"{window.width}x{window.height} at ({window.x}, {window.y})"
 
 
-def crop_to_display(pixels: np.ndarray, data: Window, display: Window) -> np.ndarray:
-    """Place (H, W, C) data-window pixels in the display window: overscan cut off, uncovered pixels 0."""
+def crop_to_display(
+    pixels: np.ndarray, data: Window, display: Window, dtype: type[np.generic] | None = None
+) -> np.ndarray:
+    """Place (H, W, C) data-window pixels in the display window: overscan cut off, uncovered
+    pixels 0; converted to `dtype` (default: the pixels') in the same copy."""
+    dtype = dtype or pixels.dtype.type
     if data == display:
-        return np.ascontiguousarray(pixels)
-    out = np.zeros((display.height, display.width, *pixels.shape[2:]), pixels.dtype)
+        return np.ascontiguousarray(pixels, dtype=dtype)
+    out = np.zeros((display.height, display.width, *pixels.shape[2:]), dtype)
     left, right = max(data.x, display.x), min(data.x + data.width, display.x + display.width)
     top, bottom = max(data.y, display.y), min(data.y + data.height, display.y + display.height)
     if left < right and top < bottom:

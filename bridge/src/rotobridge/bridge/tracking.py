@@ -2,8 +2,10 @@
 
 The one loop both ways of making mattes run: `rotobridge render` (render.py) drives it to
 the end; an interactive session (session.py) steps it one frame at a time on the device
-worker, between other artists' clicks. Matte upsampling and EXR writing run in worker
-threads, overlapping the model's work on the next frame.
+worker, between other artists' clicks. EXR writing runs in a pool of worker threads sized
+from the cores (sizing.py), overlapping the model's work on the next frame. Matte
+upsampling runs where the logits are: on a GPU, in this loop on the device (only half
+mattes cross to the host); on a CPU, in the writers, in parallel with the model.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from .plate import Plate, PlateInfo
 
 log = logging.getLogger(__name__)
 
-#: Frames whose mattes may be waiting to be written at once; bounds memory at 4K.
+#: Frames whose mattes may be waiting to be written at once, beyond one per writer; bounds memory at 4K.
 MAX_PENDING_WRITES = 3
 
 
@@ -187,7 +189,7 @@ def write_mattes(
     runs at most one object's model pass of one frame of propagation, then yields the writes
     finished since the last step, oldest first (often none). Frames no pass reaches get empty mattes at the end.
     `objects` are engine object ids in the writer's channel order. At most
-    MAX_PENDING_WRITES frames wait to be written, which bounds memory at 4K. On
+    MAX_PENDING_WRITES frames (or one more than the writers) wait to be written, which bounds memory at 4K. On
     cancellation the writes under way finish (each is atomic) and are yielded before
     CancelledError propagates.
 
@@ -201,8 +203,10 @@ def write_mattes(
     wanted = set(frames)
     done: set[int] = set(on_disk)
     tracked = tracked if tracked is not None else Tracked()
-    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rotobridge-write")
+    writers = engine.sizing.writers
+    pool = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="rotobridge-write")
     pending: deque[tuple[int, bool, Future[str]]] = deque()
+    most = max(MAX_PENDING_WRITES, writers + 1)
 
     def finished(limit: int) -> list[Written]:
         """Finished writes, oldest first, after waiting until at most `limit` are pending."""
@@ -213,8 +217,13 @@ def write_mattes(
         return out
 
     def submit(frame: int, logits: torch.Tensor | None) -> list[Written]:
-        ready = finished(MAX_PENDING_WRITES - 1)
-        pending.append((frame, logits is not None, pool.submit(writer.write, frame, logits)))
+        ready = finished(most - 1)
+        if logits is not None and logits.device.type != "cpu" and writer.raw:
+            planes = writer.planes(logits).to("cpu")  # upsampled on the device: half crosses
+            future = pool.submit(writer.write_planes, frame, planes)
+        else:
+            future = pool.submit(writer.write, frame, logits)
+        pending.append((frame, logits is not None, future))
         return ready
 
     first, resume = 0, None
@@ -243,7 +252,7 @@ def write_mattes(
             since = 0
             for out in engine.propagate_steps(start, end, cancel=cancel, begin=begin, reverse=reverse):
                 if out is None:  # between two objects of a frame: a point where other work may run
-                    yield finished(MAX_PENDING_WRITES)
+                    yield finished(most)
                     continue
                 tracked.frames += 1
                 if on_tracked is not None:
@@ -253,7 +262,7 @@ def write_mattes(
                 if out.frame in wanted and out.frame not in done:
                     done.add(out.frame)
                     rows = [out.obj_ids.index(oid) for oid in objects]
-                    ready = submit(out.frame, out.logits[rows].detach().to("cpu", torch.float32))
+                    ready = submit(out.frame, out.logits[rows].detach())
                 if checkpoints is not None and key is not None and last_wanted is not None:
                     before = out.frame > last_wanted if reverse else out.frame < last_wanted
                     if out.frame == last_wanted or (before and since >= checkpoints.every):
@@ -261,7 +270,7 @@ def write_mattes(
                         checkpoints.save(key, out.frame, engine.snapshot())
                         since = 0
                     saving = (key, out.frame) if before or out.frame == last_wanted else None
-                yield ready + finished(MAX_PENDING_WRITES)
+                yield ready + finished(most)
         for frame in frames:
             if frame not in done:
                 yield submit(frame, None)
