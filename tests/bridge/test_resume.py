@@ -110,6 +110,8 @@ def test_killed_renders_resume_from_their_checkpoint_and_end_bit_identical(tmp_p
     assert match and int(match.group(1)) == len(on_disk) - before, err
     last = _checkpoint_frame(folder)
     assert last == 1000 + len(on_disk)  # the checkpoint is at the last matte written
+    # What a kill in the middle of a checkpoint save leaves (seeded kills rarely land there)
+    (folder / ".m.tracking.forward.1001.pt.k1ll3d.tmp.pt").write_bytes(b"half a checkpoint")
     # The last run: no --quiet and stderr not a terminal, so one JSON progress line per frame.
     proc = subprocess.Popen(
         [sys.executable, "-m", "rotobridge.bridge.cli", "--log-format", "json", "render", str(recipe), "--device", "cpu", "--resume"],

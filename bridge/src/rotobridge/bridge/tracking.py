@@ -151,6 +151,8 @@ def _resume_point(
     Usable: every wanted frame tracked before it (this pass up to its frame, earlier passes
     whole) has its matte on disk; tracking then continues after its frame.
     """
+    for start, _, reverse in passes:  # a render killed while saving one left its temporary file
+        checkpoints.remove_stale_temporaries(checkpoints.key(start, reverse))
     for index in reversed(range(len(passes))):
         start, end, reverse = passes[index]
         checkpoint = checkpoints.load(checkpoints.key(start, reverse), engine.model.device)
