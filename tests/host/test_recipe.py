@@ -166,7 +166,9 @@ def test_round_trip_is_lossless_and_hash_stable(tmp_path: Path) -> None:
 
 
 def test_colour_exact_round_trips_and_is_left_out_when_false(tmp_path: Path) -> None:
-    exact = recipes.parse(_with("colour", {"exact": True}), base_dir=str(tmp_path))
+    data = _with("colour", {"exact": True})
+    data["rotobridge_recipe"] = 2
+    exact = recipes.parse(data, base_dir=str(tmp_path))
     assert exact.colour.exact and not recipes.parse(BASE).colour.exact
     recipes.save(exact, tmp_path / "r.json")
     assert recipes.load(tmp_path / "r.json") == exact
@@ -325,3 +327,12 @@ def test_bad_output_layers_name_the_field(layers: Any, version: int, names: list
     with pytest.raises(RecipeError) as err:
         recipes.parse(data)
     assert err.value.field == field and words in str(err.value)
+
+
+def test_exact_colour_needs_version_2_and_is_written_as_version_2() -> None:
+    with pytest.raises(RecipeError) as err:
+        recipes.parse(_with("colour", {"exact": True}))
+    assert err.value.field == "colour.exact" and "version 2" in str(err.value)
+    data = _with("colour", {"exact": True})
+    data["rotobridge_recipe"] = 2
+    assert recipes.parse(data).to_dict()["rotobridge_recipe"] == 2

@@ -23,12 +23,11 @@ from .errors import RecipeError
 from .fields import MAX_FRAMES, Fields, boolean, bounded, box, choice, frameset, join, label, listing, point, rgb, shown, string, whole
 
 #: The newest schema version this code reads. A recipe is written with the lowest version
-#: that holds it (version 2 added `objects[].matte`), so a recipe without matte controls is
-#: written exactly as before, keeps its hash (and the mattes and checkpoints that carry it),
-#: and an older rotobridge given one it cannot render says to upgrade.
+#: that holds it (version 2 added `objects[].matte`, `output.layers` and `colour.exact`:
+#: `_version_2_parts`), so a recipe without them is written exactly as before, keeps its
+#: hash (and the mattes and checkpoints that carry it), and an older rotobridge given one
+#: it cannot render says to upgrade.
 RECIPE_VERSION = 2
-#: The version that added each optional part (`objects[].matte`, `output.layers`).
-_MATTE_VERSION = 2
 VERSION_KEY = "rotobridge_recipe"
 
 DIRECTIONS = ("both", "forward", "backward")
@@ -375,12 +374,6 @@ def parse(data: Any, base_dir: str = ".") -> Recipe:
     objects = tuple(_object(o, f"objects[{i}]") for i, o in enumerate(f.get("objects", bounded(MAX_OBJECTS, "objects"))))
     if not objects:
         raise RecipeError("objects", "needs at least one object")
-    if version < _MATTE_VERSION:
-        late = next((i for i, o in enumerate(objects) if o.matte is not None), None)
-        if late is not None:
-            raise RecipeError(
-                f"objects[{late}].matte", f"needs recipe version {_MATTE_VERSION} or later (this recipe says {version})"
-            )
     for key in ("id", "name"):
         values = [getattr(o, key) for o in objects]
         dup = next((v for v in values if values.count(v) > 1), None)
@@ -396,15 +389,16 @@ def parse(data: Any, base_dir: str = ".") -> Recipe:
         base_dir=base_dir,
     )
     f.done()
-    _check_layers(recipe, version)
+    late = _version_2_parts(recipe)
+    if late and version < 2:
+        raise RecipeError(late[0], f"needs recipe version 2 or later (this recipe says {version})")
+    _check_layers(recipe)
     return recipe
 
 
-def _check_layers(recipe: Recipe, version: int) -> None:
-    """Extra layers need version 2, and `<object>_<layer>` may not be another object's name."""
+def _check_layers(recipe: Recipe) -> None:
+    """`<object>_<layer>` may not be another object's name."""
     layers = recipe.output.layers
-    if layers and version < _MATTE_VERSION:
-        raise RecipeError("output.layers", f"needs recipe version {_MATTE_VERSION} or later (this recipe says {version})")
     taken = {f"{o.name}_{layer}" for o in recipe.objects for layer in layers}
     clash = next((i for i, o in enumerate(recipe.objects) if o.name in taken), None)
     if clash is not None:
@@ -474,10 +468,19 @@ def to_dict(recipe: Recipe) -> dict[str, Any]:
     return {key: value for key, value in out.items() if value != {}}
 
 
+def _version_2_parts(recipe: Recipe) -> list[str]:
+    """The fields of `recipe` that version 1 cannot hold."""
+    late = [f"objects[{i}].matte" for i, o in enumerate(recipe.objects) if o.matte is not None]
+    if recipe.output.layers:
+        late.append("output.layers")
+    if recipe.colour.exact:
+        late.append("colour.exact")
+    return late
+
+
 def version(recipe: Recipe) -> int:
     """The lowest schema version that holds `recipe`: the one it is written with."""
-    late = any(o.matte is not None for o in recipe.objects) or bool(recipe.output.layers)
-    return _MATTE_VERSION if late else 1
+    return 2 if _version_2_parts(recipe) else 1
 
 
 def _jsonable(value: Any) -> Any:
