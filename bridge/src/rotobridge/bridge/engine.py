@@ -48,9 +48,12 @@ class FrameSource:
         keep: int = 2,
         workers: int | None = None,
         sizing: Sizing | None = None,
+        device: torch.device | str = "cpu",
     ) -> None:
         self.plate = plate
         self.colour = colour
+        #: where the colour transform runs and model inputs live: the model's device
+        self.device = torch.device(device)
         self.frames = tuple(frames)
         self.image_size = image_size
         sizing = sizing if sizing is not None else current()
@@ -73,7 +76,7 @@ class FrameSource:
 
     def _load(self, index: int) -> torch.Tensor:
         pixels = self.plate.read(self.frames[index])
-        return self.colour.model_input(pixels, self.image_size)
+        return self.colour.model_input(pixels, self.image_size, device=self.device)
 
     def plan(self, order: Sequence[int]) -> None:
         """The indices the model will ask for next, in order; read-ahead follows them."""
@@ -148,7 +151,9 @@ class Engine:
         self._index = {frame: i for i, frame in enumerate(self.frames)}
         #: pool sizes and read-ahead memory of this shot's pipeline (also the matte writers')
         self.sizing = sizing if sizing is not None else current()
-        self.source = FrameSource(plate, colour, self.frames, model.image_size, prefetch=prefetch, sizing=self.sizing)
+        self.source = FrameSource(
+            plate, colour, self.frames, model.image_size, prefetch=prefetch, sizing=self.sizing, device=model.device
+        )
         low_res = model.image_size // 4
         predictor = self.predictor
         # The state init_state would build, minus the eager decode. video_height/width are
