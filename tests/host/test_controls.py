@@ -18,7 +18,7 @@ def test_defaults_refine_edges_and_change_nothing_else() -> None:
     c = MatteControls()
     assert c.refine == 1.0 and c.refine_radius == 0.0  # automatic: scaled with the plate
     assert (c.despeckle, c.clip_black, c.clip_white, c.shrink_grow, c.feather) == (0, 0.0, 1.0, 0.0, 0.0)
-    assert UNCHANGED.refine == 0.0 and UNCHANGED.to_json() | {"refine": 1.0, "smoothing": 0.5} == c.to_json()
+    assert UNCHANGED.refine == 0.0 and UNCHANGED.to_json() | {"refine": 1.0, "smoothing": 1.0} == c.to_json()
 
 
 def test_json_round_trip_and_defaults_for_missing_fields() -> None:

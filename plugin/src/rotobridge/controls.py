@@ -39,7 +39,7 @@ class MatteControls:
 
     refine: float = 1.0
     refine_radius: float = 0.0
-    smoothing: float = 0.5
+    smoothing: float = 1.0
     despeckle: int = 0
     clip_black: float = 0.0
     clip_white: float = 1.0
