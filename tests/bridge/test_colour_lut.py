@@ -143,7 +143,7 @@ def test_one_bake_per_view_per_process() -> None:
 def test_recipe_colour_exact_reaches_the_render(tmp_path: Path, tiny_checkpoint: Path, exact: bool) -> None:
     plate = write_sequence(tmp_path / "plate", "sh", range(1001, 1003), 64, 48)
     data = {
-        "rotobridge_recipe": 1,
+        "rotobridge_recipe": 2,
         "plate": {"path": plate, "frames": "1001-1002", "colourspace": "ACEScg"},
         "colour": {"exact": exact},
         "model": {"config": TINY_CONFIG, "checkpoint": str(tiny_checkpoint), "overrides": SMALL_SIZE},
