@@ -482,7 +482,7 @@ def test_matte_controls_are_stored_sent_and_shown_and_travel_with_prompts_on_reo
     assert PromptModel.loads(host.stored).object(1).matte is None
 
     ctl.set_matte(1, grown, 1007)  # a frame the bridge cannot preview: the controls are set all the same, no error
-    host.pump(lambda: len(fake.last.called("matte")) == 3 and not ctl._matting)
+    host.pump(lambda: len(fake.last.called("matte")) == 3 and not ctl.sending)
     assert host.errors == [] and fake.last.controls[(ctl.session, 1)] == grown
     ctl.rename_object(1, "auto")  # renaming keeps the controls
     assert PromptModel.loads(host.stored).object(1).matte == grown

@@ -85,3 +85,10 @@ def test_no_module_imports_a_higher_layer(side: str) -> None:
             if target_rank > limit:
                 wrong.append(f"{side} {module} imports {name}")
     assert wrong == []
+
+
+def test_no_module_of_the_host_core_outgrows_one_concept() -> None:
+    """About 400 lines at most: a module past that holds a second concept that wants its own name."""
+    folder = SIDES["host"][1]
+    long = {p.name: n for p in folder.glob("*.py") if (n := len(p.read_text().splitlines())) > 430}
+    assert not long, f"split these by concept: {long}"

@@ -15,7 +15,7 @@ the client's events, come back through `Host.dispatch`, so every `Host` callback
 the main thread, which never waits for the bridge.
 
 The prompt model is the truth. Each edit is stored in the host at once (a saved script
-keeps it) and then sent to the session; edits made while no session is open are sent
+keeps it) and then sent to the session by `sync`, latest only; edits made while no session is open are sent
 when one opens, which is also how a reopened script restores its session. Errors of any
 kind end in exactly one place, `Host.on_error(title, message)`.
 """
@@ -31,12 +31,13 @@ from . import errors, recipe
 from .client import Client, Pending
 from .controls import MatteControls
 from .coords import Box
-from .errors import BridgeUnreachableError, NotTrackedError, PromptError, RecipeError, RotobridgeError
+from .errors import BridgeUnreachableError, PromptError, RecipeError, RotobridgeError
 from .host import CANCELLING, CONNECTING, DISCONNECTED, PROPAGATING, READY, SESSION_OPEN, Host
 from .keys import Keys
-from .protocol import Message, Preview
-from .prompts import Colour, PromptModel, wire_object
+from .protocol import Message
+from .prompts import Colour, PromptModel
 from .recipe import Shot
+from .sync import SessionSync
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +73,7 @@ class Controller:
         self._shot: Shot | None = None
         self._model: recipe.Model | None = None  # what the session's bridge serves
         self._job: _Job | None = None
-        #: prompt requests on their way, by (session, object, frame), and those with newer
-        #: edits waiting for the answer (True: show the preview of the latest)
-        self._sending: set[tuple[str, int, int]] = set()
-        self._waiting: dict[tuple[str, int, int], bool] = {}
-        #: matte requests on their way, by (session, object), and the frame to show once
-        #: answered when the controls changed again meanwhile (a dragged slider)
-        self._matting: set[tuple[str, int]] = set()
-        self._matte_waiting: dict[tuple[str, int], int] = {}
+        self._sync: SessionSync | None = None  # the open session's prompts, kept in line
         self._ran = False  # this session wrote mattes: reruns overwrite them
         self._direction = "both"
         self._state = DISCONNECTED
@@ -104,6 +98,11 @@ class Controller:
         if self._job is not None:
             return CANCELLING if self._job.cancelling else PROPAGATING
         return SESSION_OPEN
+
+    @property
+    def sending(self) -> bool:
+        """Whether prompts or matte controls are on their way to the session (a panel may show it)."""
+        return self._sync is not None and self._sync.sending
 
     # --- connection and session ----------------------------------------------------
 
@@ -175,7 +174,7 @@ class Controller:
         old, client = self.session, conn.client
         self._forget_session()
         if old is not None:
-            self._run(client.close_session(old), failed=_quietly)
+            self._run(client.close_session(old), failed=lambda e: log.debug("closing a gone session: %s", e))
         self._run(client.open(**shot.fields()), lambda r: self._opened(shot, r))
 
     def _opened(self, shot: Shot, result: Mapping[str, Any]) -> None:
@@ -191,6 +190,8 @@ class Controller:
             return
         first, last = result["frames"]
         self._shot, self.session, self.frames = shot, session, (int(first), int(last))
+        if self._conn is not None:
+            self._sync = SessionSync(self._conn.client, session, self.prompts, self._run, self.host.show_preview, self.report)
         try:
             self._model = recipe.parse_part("model", result.get("model"), "model")
         except RecipeError:
@@ -202,10 +203,9 @@ class Controller:
 
     def _forget_session(self) -> None:
         self.session, self.frames, self._job, self._ran, self._model = None, None, None, False, None
-        self._sending.clear()
-        self._waiting.clear()
-        self._matting.clear()
-        self._matte_waiting.clear()
+        if self._sync is not None:
+            self._sync.close()
+            self._sync = None
 
     # --- prompts -------------------------------------------------------------------
 
@@ -224,7 +224,7 @@ class Controller:
         self._edit(lambda: self.prompts.recolour(object_id, colour))
 
     def remove_object(self, object_id: int) -> None:
-        tracked = bool(self._frames_of(object_id))
+        tracked = object_id in {o.id for o in self.prompts.objects} and bool(self.prompts.frames(object_id))
         if self._edit(lambda: self.prompts.remove(object_id)) and tracked:
             self._call(lambda c, s: c.remove(s, object_id))
 
@@ -247,48 +247,14 @@ class Controller:
 
     def preview(self, frame: int) -> None:
         """Show the preview of a frame that holds prompts or was tracked."""
-        self._call(lambda c, s: c.preview(s, frame), self._show)
+        self._call(lambda c, s: c.preview(s, frame), self.host.show_preview)
 
     def set_matte(self, object_id: int, controls: MatteControls | None, frame: int) -> None:
         """Set an object's matte controls (None: SAM 2's raw matte), store them, and show
         `frame`'s preview with them: the bridge re-previews from what it tracked, it never
         re-tracks. An object not in the session yet takes its controls with its first click."""
-        if self._edit(lambda: self.prompts.set_matte(object_id, controls)):
-            self._send_matte(object_id, frame)
-
-    def _send_matte(self, object_id: int, frame: int) -> None:
-        """One matte request per object at a time; changes made meanwhile go out, latest only, once it is answered."""
-        session, conn = self.session, self._conn
-        if session is None or conn is None or not self._frames_of(object_id):
-            return  # the controls travel with the object's prompts when a session opens
-        key = (session, object_id)
-        if key in self._matting:
-            self._matte_waiting[key] = frame
-            return
-        self._matting.add(key)
-
-        def answered(preview: Preview | None = None) -> None:
-            self._matting.discard(key)
-            again = self._matte_waiting.pop(key, None)
-            if again is not None:
-                self._send_matte(object_id, again)
-            elif preview is not None:
-                self._show(preview)
-
-        def failed(exc: RotobridgeError) -> None:
-            if isinstance(exc, NotTrackedError):  # the controls are set; that frame has nothing to show
-                answered()
-                return
-            self._matting.discard(key)
-            self._matte_waiting.pop(key, None)
-            self.report(exc)
-
-        try:
-            pending = conn.client.matte(session, object_id, self.prompts.object(object_id).matte, frame)
-        except RotobridgeError as exc:
-            failed(exc)
-            return
-        self._run(pending, answered, failed)
+        if self._edit(lambda: self.prompts.set_matte(object_id, controls)) and self._sync is not None:
+            self._sync.matte(object_id, frame)
 
     def _edit(self, change: Callable[[], T]) -> tuple[T] | None:
         """Apply an edit to the prompt model and store it: (its result,), or None if refused."""
@@ -304,55 +270,9 @@ class Controller:
         return (result,)
 
     def _send(self, object_id: int, frame: int, show: bool = True) -> None:
-        """Bring the session's prompts of one object on one frame in line with the model.
-
-        One request per object and frame at a time: edits made while it is on its way (a
-        drag changes a point many times a second) wait, and the latest state goes out once
-        it is answered, so the bridge never works through stale positions.
-        """
-        session = self.session
-        if session is None or self._conn is None:
-            return  # the model catches up when a session opens
-        key = (session, object_id, frame)
-        if key in self._sending:
-            self._waiting[key] = self._waiting.get(key, False) or show  # sent once the request is answered
-            return
-        if object_id not in {o.id for o in self.prompts.objects}:
-            return  # removed meanwhile: `remove` told the bridge
-        obj, prompt = self.prompts.object(object_id), self.prompts.prompt(object_id, frame)
-        self._sending.add(key)
-
-        def answered(preview: Preview | None = None) -> None:
-            self._sending.discard(key)
-            again = self._waiting.pop(key, None)
-            if again is not None:
-                self._send(object_id, frame, again)  # newer edits waited: the latest goes now
-            elif preview is not None and show:
-                self._show(preview)
-
-        def failed(exc: RotobridgeError) -> None:
-            self._sending.discard(key)
-            self._waiting.pop(key, None)
-            self.report(exc)
-
-        try:
-            if prompt is None:
-                pending: Pending[Any] = self._conn.client.clear(session, object_id, frame)
-            else:
-                pending = self._conn.client.prompt(session, wire_object(obj), frame, prompt.points, prompt.labels, prompt.box)
-        except RotobridgeError as exc:
-            failed(exc)
-            return
-        self._run(pending, answered, failed)
-
-    def _show(self, preview: Preview) -> None:
-        self.host.show_preview(preview)
-
-    def _frames_of(self, object_id: int) -> list[int]:
-        try:
-            return self.prompts.frames(object_id)
-        except PromptError:
-            return []
+        """Send the model's prompts of an object on a frame (without a session, the model catches up when one opens)."""
+        if self._sync is not None:
+            self._sync.prompt(object_id, frame, show)
 
     # --- tracking ------------------------------------------------------------------
 
@@ -499,7 +419,3 @@ class Controller:
             )
         self.host.on_error(title, message)
 
-
-def _quietly(error: RotobridgeError) -> None:
-    """Closing a session that is already gone is not worth telling anyone about."""
-    log.debug("closing a session failed: %s", error)
