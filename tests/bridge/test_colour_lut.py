@@ -96,6 +96,23 @@ def test_torch_interpolation_is_ocio_evaluating_the_same_lut(colourspace: str) -
     assert np.abs(got - positions.t().numpy()).max() > 0.1  # the transform really ran
 
 
+@pytest.mark.parametrize("colourspace", ["ACEScg", "ARRI LogC4"])
+@pytest.mark.usefixtures("small_cube")
+def test_on_the_cpu_ocio_applies_what_torch_applies_on_a_device(colourspace: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`apply` on the CPU runs OCIO's Lut3D renderer; other devices run `lookup` in torch."""
+    baked = ColourPipeline(colourspace).lut
+    assert baked is not None
+    rgb = torch.randn(3, 40, 50, generator=torch.Generator().manual_seed(2)) * 4.0
+    rgb[:, 0, :4] = torch.tensor([float("nan"), float("inf"), -float("inf"), 1e6])
+    got = baked.apply(rgb.clone())
+    assert baked._cpu is not None  # OCIO's renderer ran
+    monkeypatch.setattr(baked, "_cpu_lookup", baked.lookup)  # the path every other device takes
+    device_path = baked.apply(rgb.clone())
+    assert got.shape == rgb.shape and got.dtype == torch.float32
+    np.testing.assert_allclose(got.numpy(), device_path.numpy(), atol=2e-6)
+    assert got.std() > 0.1
+
+
 def test_highlights_and_negatives_survive() -> None:
     # ACEScg: highlights keep their rolloff far above 1.0
     grey = np.array([[[1.0] * 3, [4.0] * 3, [16.0] * 3, [8.0, 0.5, 0.1]]], np.float32)
