@@ -38,7 +38,8 @@ class _Frame:
 
 
 class Smoothing:
-    """The smoothing stage of one run of writes (`tracking.write_mattes`, `rotobridge refine`)."""
+    """The smoothing stage of one `tracking.write_mattes` run (`rotobridge refine`, one frame
+    at a time, runs its smoothers in its own loop)."""
 
     def __init__(self, writer: MatteWriter, pool: ThreadPoolExecutor) -> None:
         self.writer, self.pool = writer, pool
