@@ -332,3 +332,45 @@ def test_refine_command_smooths_a_matte_sequence(tmp_path: Path, capsys: pytest.
         assert np.array_equal(got[f], _half(want[f])), f
     chatter: Callable[[dict[int, np.ndarray]], float] = lambda m: sum(float(np.abs(m[f + 1] - m[f]).sum()) for f in frames[:-1])
     assert chatter(got) < 0.7 * chatter(flat)
+
+
+# --- a session's propagate -----------------------------------------------------------------
+
+
+def test_a_session_propagate_writes_smoothed_mattes(start_bridge: Any, tmp_path: Path, loaded: Any) -> None:
+    """The session's propagate runs the same loop: the smoothed object's mattes are the
+    smoother over the pass's edge mattes (the model's own logits, tracked again here)."""
+    from rotobridge.bridge.colour import ColourPipeline
+    from rotobridge.bridge.mattes import plate_guide
+    from rotobridge.bridge.plate import open_plate
+
+    from .conftest import COLOURSPACE, shot
+    from .wire import Peer
+
+    peer = Peer(start_bridge(tmp_path).endpoint)
+    fields = shot(tmp_path, frames=6)
+    session = peer.ok("open", **fields)["session"]
+    clicks = {"points": [[20, 20], [50, 30]], "labels": [1, 0]}
+    peer.ok("prompt", session=session, object={"id": 1, "name": "car"}, frame=1001, **clicks)
+    controls = MatteControls(refine=0, smoothing=1, feather=0.5)
+    peer.ok("matte", session=session, object_id=1, controls=controls.to_json(), frame=1001)
+    rid = peer.send("propagate", session=session, start=1001, end=1006, direction="forward")
+    assert peer.finished(rid)["status"] == "done"
+    peer.close()
+    colour = ColourPipeline(COLOURSPACE)
+    with open_plate(fields["plate"]["path"], "1001-1006") as plate:
+        engine = Engine(loaded, plate, colour)
+        engine.add_points(1001, 1, **clicks)
+        logits = {out.frame: out.logits[:1] for out in engine.propagate(1001, 1006)}
+        engine.close()
+        guide = plate_guide(plate, colour)
+        smoother, done = TemporalSmoother(1.0), []
+        for frame in range(1001, 1007):
+            done += smoother.push(frame, refine.edges(logits[frame], None, controls, H, W), guide(frame))
+        want = {f: refine.finish(m, controls) for f, m in done + smoother.flush()}
+    changed = 0
+    for frame in range(1001, 1007):
+        got = read_matte(str(tmp_path / "sh_mattes" / f"sh.{frame}.exr"))[0]["car.A"]
+        assert np.array_equal(got, _half(want[frame])), frame
+        changed += not np.array_equal(got, _half(refine.apply(logits[frame], None, controls, H, W)))
+    assert changed >= 4
