@@ -158,9 +158,10 @@ def _recipe(tmp: Path, checkpoint: Path, plate: str, out: str, **changes: Any) -
 def test_a_render_with_controls_is_the_function_on_the_same_logits(
     tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Bit for bit, so a session's mattes (made by the same function) match a farm render."""
+    """Bit for bit, so a session's mattes (made by the same function) match a farm render.
+    Without temporal smoothing, which needs the neighbouring frames (test_smoothing.py)."""
     plate = write_sequence(tmp_path / "plate", "sh", range(1001, 1004), 64, 48, overscan=4)
-    controls = {"refine": 1, "despeckle": 4, "shrink_grow": -1.5, "feather": 1}
+    controls = {"refine": 1, "smoothing": 0, "despeckle": 4, "shrink_grow": -1.5, "feather": 1}
     recipe = _recipe(tmp_path, tiny_checkpoint, plate, "refined", output={"layers": ["raw"]})
     data = json.loads(recipe.read_text())
     data["objects"][0]["matte"] = controls
@@ -223,9 +224,9 @@ def test_refine_command_on_png_and_rotobridge_exr_mattes(tmp_path: Path, capsys:
         _write_png(tmp_path / "png" / f"roto.{f:04d}.png", (_disc(f) * 255).astype(np.uint8))
     common = ["--plate", plate, "--colourspace", ACES]
     code, err = _run(capsys, str(tmp_path / "png" / "roto.####.png"), *common, "--out", str(tmp_path / "a" / "r.####.exr"),
-                     "--refine", "0", "--shrink-grow", "2", "--feather", "1")
+                     "--refine", "0", "--smoothing", "0", "--shrink-grow", "2", "--feather", "1")
     assert code == 0, err
-    controls = MatteControls(refine=0, shrink_grow=2, feather=1)
+    controls = MatteControls(refine=0, smoothing=0, shrink_grow=2, feather=1)
     for f in range(1, 4):
         channels, header = read_matte(str(tmp_path / "a" / f"r.{f:04d}.exr"))
         assert list(channels) == ["matte.A"]
@@ -239,7 +240,7 @@ def test_refine_command_on_png_and_rotobridge_exr_mattes(tmp_path: Path, capsys:
     for f in range(1, 4):
         source.write(f, _logits(f))
     code, err = _run(capsys, str(tmp_path / "sam" / "m.####.exr"), *common, "--out", str(tmp_path / "plain" / "m.####.exr"),
-                     "--frames", "2-3", "--refine", "0")
+                     "--frames", "2-3", "--refine", "0", "--smoothing", "0")
     assert code == 0, err
     plain, header = read_matte(str(tmp_path / "plain" / "m.0002.exr"))
     original, _ = read_matte(str(tmp_path / "sam" / "m.0002.exr"))
@@ -269,14 +270,14 @@ def test_refine_command_refines_a_hard_matte_against_its_plate(tmp_path: Path, c
         _write_png(tmp_path / "roto" / f"r.{frame:04d}.png", (step * 255).astype(np.uint8))
     plate = str(tmp_path / "plate" / "p.####.exr")
     code, err = _run(capsys, str(tmp_path / "roto" / "r.####.png"), "--plate", plate, "--colourspace", ACES,
-                     "--out", str(tmp_path / "out" / "r.####.exr"), "--refine", "1")
+                     "--out", str(tmp_path / "out" / "r.####.exr"), "--refine", "1", "--smoothing", "0")
     assert code == 0, err
     got = [read_matte(str(tmp_path / "out" / f"r.{f:04d}.exr"))[0]["matte.A"] for f in (1, 2)]
     matte = torch.from_numpy(step).view(1, 1, 64, 1024)
     with open_plate(plate) as opened:
         guide = plate_guide(opened, ColourPipeline(ACES))
         for frame, written in zip((1, 2), got):
-            want = refine.apply_to_matte(matte, guide(frame), MatteControls(refine=1))
+            want = refine.apply_to_matte(matte, guide(frame), MatteControls(refine=1, smoothing=0))
             assert np.array_equal(written, want[0, 0].to(torch.float16).numpy().astype(np.float32))
     raw = refine.raw_matte(refine.matte_logits(matte), 64, 1024)[0, 0].numpy()
     band = slice(150, 170)

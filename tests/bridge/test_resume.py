@@ -207,3 +207,39 @@ def test_sigint_stops_like_sigterm(tmp_path: Path, tiny_checkpoint: Path) -> Non
     assert proc.returncode == StoppedError.exit_code, err
     assert f"stopped by SIGINT after writing {len(written)} of 12 frames" in err
     assert _checkpoint_frame(tmp_path / "out") == 1000 + len(written) < 1012
+
+
+def test_killed_smoothed_renders_resume_bit_identical(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    """With temporal smoothing the last frames tracked wait for their neighbours: a
+    checkpoint claims only what is on disk and keeps their logits, so a render killed at
+    seeded moments still ends with the uninterrupted render's (smoothed) mattes."""
+    plate = write_sequence(tmp_path / "plate", "sh", FRAMES, 64, 48)
+    paths = {}
+    for name, smoothing in (("whole", 1.0), ("killed", 1.0), ("flat", 0.0)):
+        paths[name] = _recipe(tmp_path, tiny_checkpoint, plate, name)
+        data = json.loads(paths[name].read_text())
+        data["rotobridge_recipe"] = 2  # matte controls need version 2
+        data["objects"][0]["matte"] = {"smoothing": smoothing}
+        paths[name].write_text(json.dumps(data))
+    for name in ("whole", "flat"):
+        assert cli.main(["render", str(paths[name]), "--device", "cpu", "--quiet"]) == 0
+    want, flat = _pixels(tmp_path / "whole"), _pixels(tmp_path / "flat")
+    assert sum(not np.array_equal(want[n], flat[n]) for n in want) >= 8  # smoothing changed the mattes
+    folder = tmp_path / "killed"
+    rng = random.Random(7)
+    written, resumed = 0, 0
+    for _ in range(3):
+        proc = _start(paths["killed"], "--checkpoint-every", "2", "--quiet")
+        written = min(written + rng.randint(2, 3), len(FRAMES) - 3)
+        _wait_for(folder, written, proc)
+        time.sleep(rng.uniform(0.0, 0.3))
+        proc.kill()
+        resumed += "resuming the forward pass" in proc.communicate()[1]
+    proc = _start(paths["killed"], "--checkpoint-every", "2", "--quiet")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert resumed + ("resuming the forward pass" in err) >= 2, err  # the reruns really resumed
+    got = _pixels(folder)
+    assert list(got) == list(want) and len(got) == 12
+    for name in want:
+        assert np.array_equal(want[name], got[name]), name

@@ -5,7 +5,11 @@ A checkpoint holds what `Engine.snapshot` returns — per object, the prompted f
 and the non-conditioning outputs the engine still keeps (the frames within memory reach of
 the playhead, of a prompt or of the pass's start: mask memory, object pointers, score
 logits, low-resolution masks), plus the object and prompt bookkeeping — and the last frame
-tracked. One file per propagation pass (its start and direction), replaced atomically, so a
+tracked. With temporal smoothing it also holds the logits of the pass's last 2·RADIUS
+frames tracked (`tail`): the frames the smoother still held back when it was saved (their
+mattes are not on disk yet) are re-made on resume from those logits, with their RADIUS
+neighbours before them (temporal.py), so a resumed render writes them as an uninterrupted
+one would. One file per propagation pass (its start and direction), replaced atomically, so a
 reader sees the previous checkpoint or the new one, never half of one. It is only used for
 the same recipe hash, model checkpoint hash and pass, written by the same format version;
 anything else is ignored with a log line saying why, and tracking starts at the prompt.
@@ -27,7 +31,8 @@ from .security import allowed_path
 log = logging.getLogger(__name__)
 
 #: Bumped when what a checkpoint holds or means changes; other versions are ignored.
-FORMAT_VERSION = 1
+#: 2: the tail of logits for temporal smoothing.
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,9 @@ class Checkpoint:
     #: the last frame tracked (plate frame number); the pass continues after it
     frame: int
     state: dict[str, Any]
+    #: (frame, logits in the writer's object order) of the pass's last frames tracked, up
+    #: to `frame`, oldest first; empty without temporal smoothing (tracking.py)
+    tail: tuple[tuple[int, torch.Tensor], ...] = ()
 
 
 class Checkpoints:
@@ -75,7 +83,7 @@ class Checkpoints:
         path = os.path.join(self.folder, f"{self.stem}.tracking.{key.direction}.{key.start}.pt")
         return allowed_path(path, self.roots, "tracking checkpoint") if self.roots else path
 
-    def save(self, key: PassKey, frame: int, state: dict[str, Any]) -> str:
+    def save(self, key: PassKey, frame: int, state: dict[str, Any], tail: Sequence[tuple[int, torch.Tensor]] = ()) -> str:
         """Write atomically: a kill mid-save leaves the previous checkpoint in place."""
         path = self.path(key)
         header = {
@@ -88,7 +96,7 @@ class Checkpoints:
         }
         os.makedirs(self.folder, exist_ok=True)
         with atomic_file(path) as tmp:
-            torch.save({"header": header, "state": state}, tmp)
+            torch.save({"header": header, "state": state, "tail": [[f, t] for f, t in tail]}, tmp)
         return path
 
     def load(self, key: PassKey, device: torch.device) -> Checkpoint | None:
@@ -101,6 +109,9 @@ class Checkpoints:
             header, state = data["header"], data["state"]
             found = (header["rotobridge_tracking"], header["recipe_sha256"], header["model_sha256"], header["start"], header["reverse"])
             frame = int(header["frame"])
+            tail = tuple((int(f), t) for f, t in data.get("tail", []))
+            if not all(isinstance(t, torch.Tensor) for _, t in tail):
+                raise ValueError("its tail holds something other than logits")
         except Exception as exc:  # a damaged or foreign file: never fatal, tracking starts over
             log.warning("ignoring tracking checkpoint %s: it cannot be read (%s)", path, exc)
             return None
@@ -110,7 +121,7 @@ class Checkpoints:
             differs = ", ".join(w for w, a, b in zip(what, found, wanted) if a != b)
             log.warning("ignoring tracking checkpoint %s: made for another %s", path, differs)
             return None
-        return Checkpoint(key, frame, state)
+        return Checkpoint(key, frame, state, tail)
 
     def remove_stale_temporaries(self, key: PassKey) -> None:
         """Temporary files a killed save left for this pass's checkpoint."""

@@ -95,13 +95,15 @@ def plate_guide(plate: Plate, colour: ColourPipeline) -> Guide:
 def object_matte(
     logits: torch.Tensor, guide: torch.Tensor | None, controls: MatteControls | None, height: int, width: int
 ) -> torch.Tensor:
-    """One object's final matte, (1, 1, height, width) float in 0-1, from its (1, 1, h, w)
-    SAM 2 logits: without controls SAM 2's matte exactly as the writer has always made it
-    (bilinear logits, sigmoid), with them `refine.apply` (which needs the `guide` when
-    `controls.refine` > 0). The one function renders, sessions and previews make mattes with.
+    """One object's matte of one frame, (1, 1, height, width) float in 0-1, from its
+    (1, 1, h, w) SAM 2 logits: without controls SAM 2's matte exactly as the writer has
+    always made it (bilinear logits, sigmoid), with them `refine.apply` (which needs the
+    `guide` when `controls.refine` > 0). Previews, and every written matte whose controls do
+    not smooth, are made with it.
 
-    Not yet applied: `controls.smoothing` (temporal, needs the frames in order; see
-    docs/refine.md)."""
+    `controls.smoothing` is left out: it needs the neighbouring frames, so written mattes
+    get it in order (smoothing.py: `refine.edges`, then `TemporalSmoother`, then
+    `refine.finish`, via `MatteWriter.edge_mattes` and the `smoothed` of `frame_pixels`)."""
     if controls is None:
         return torch.sigmoid(upsample_logits(logits.float(), height, width))
     from . import refine  # refine imports upsample_logits from this module
@@ -280,8 +282,46 @@ class MatteWriter:
         """Mattes exactly as SAM 2 makes them: no controls, no extra layers (`_pixels`)."""
         return not self.layers and all(c is None for c in self.controls)
 
-    def frame_pixels(self, frame: int, logits: torch.Tensor | None) -> np.ndarray:
-        """(data height, data width, channels) half: what `write` puts on disk for a frame."""
+    @property
+    def smoothed(self) -> tuple[int, ...]:
+        """The objects (indices) whose controls smooth over time: their written mattes need
+        the frames in order (smoothing.py)."""
+        return tuple(i for i, c in enumerate(self.controls) if c is not None and c.smoothing > 0)
+
+    def read_guide(self, frame: int) -> torch.Tensor | None:
+        """The frame's guide if a control reads it (edge refinement, or smoothing's optical
+        flow) and the writer has one; else None."""
+        if self.guide is None or not (self.refines or self.smoothed):
+            return None
+        return self.guide(frame)
+
+    def edge_mattes(self, frame: int, logits: torch.Tensor, guide: torch.Tensor | None) -> dict[int, torch.Tensor]:
+        """The smoothed objects' (1, 1, display height, display width) mattes before smoothing
+        (`refine.edges`), by object index; `guide` from `read_guide`."""
+        from . import refine
+
+        disp, out = self.display, {}
+        with torch.inference_mode():
+            for i in self.smoothed:
+                controls = self.controls[i]
+                assert controls is not None
+                one = logits[i : i + 1]
+                g = guide.to(one.device) if guide is not None and controls.refine > 0 else None
+                out[i] = refine.edges(one, g, controls, disp.height, disp.width)
+        return out
+
+    def frame_pixels(
+        self,
+        frame: int,
+        logits: torch.Tensor | None,
+        smoothed: Mapping[int, torch.Tensor] | None = None,
+        guide: torch.Tensor | None = None,
+    ) -> np.ndarray:
+        """(data height, data width, channels) half: what `write` puts on disk for a frame.
+
+        smoothed: object index → its `edge_mattes` matte after temporal smoothing, finished
+        here (`refine.finish`); objects not in it get `object_matte`. guide: the frame's
+        (`read_guide`), read here when not given."""
         if self.raw:
             return self._pixels(None if logits is None else self.planes(logits).cpu())
         out = np.zeros((self.data.height, self.data.width, len(self.all_channels)), np.float16)
@@ -290,12 +330,19 @@ class MatteWriter:
         n, disp = len(self.channels), self.display
         if logits.ndim != 4 or logits.shape[:2] != (n, 1):
             raise ValueError(f"expected logits of shape ({n}, 1, h, w), got {tuple(logits.shape)}")
-        guide = self.guide(frame) if self.refines and self.guide is not None else None
+        smoothed = smoothed or {}
+        if guide is None and self.refines and self.guide is not None:
+            guide = self.guide(frame)
         with torch.inference_mode():
             for i, controls in enumerate(self.controls):  # one object at a time: a 4K float plane is 35 MB
                 one = logits[i : i + 1]
-                g = guide.to(one.device) if guide is not None and controls is not None and controls.refine > 0 else None
-                final = object_matte(one, g, controls, disp.height, disp.width)
+                if i in smoothed and controls is not None:
+                    from . import refine
+
+                    final = refine.finish(smoothed[i].to(one.device), controls)
+                else:
+                    g = guide.to(one.device) if guide is not None and controls is not None and controls.refine > 0 else None
+                    final = object_matte(one, g, controls, disp.height, disp.width)
                 raw = final if controls is None else object_matte(one, None, None, disp.height, disp.width)
                 for j, layer in enumerate(self.layers):
                     self.place(out, n + i * len(self.layers) + j, extra_layer(layer, final, raw))
@@ -341,12 +388,18 @@ class MatteWriter:
             dst.copy_(planes[:, rows, cols].permute(1, 2, 0))  # one interleaving copy, half to half
         return out
 
-    def write(self, frame: int, logits: torch.Tensor | None) -> str:
+    def write(
+        self,
+        frame: int,
+        logits: torch.Tensor | None,
+        smoothed: Mapping[int, torch.Tensor] | None = None,
+        guide: torch.Tensor | None = None,
+    ) -> str:
         """Write a frame's mattes from its (N, 1, h, w) logits (None → all zero, e.g. no
-        object on this frame); returns the path."""
+        object on this frame), `smoothed` and `guide` as `frame_pixels`; returns the path."""
         if self.raw:
             return self.write_planes(frame, None if logits is None else self.planes(logits))
-        return self.write_pixels(frame, self.frame_pixels(frame, logits))
+        return self.write_pixels(frame, self.frame_pixels(frame, logits, smoothed, guide))
 
     def write_planes(self, frame: int, planes: torch.Tensor | None) -> str:
         """Write a frame's raw mattes from `planes` (`planes`; None → all zero); returns the path."""

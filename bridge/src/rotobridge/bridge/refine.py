@@ -248,10 +248,9 @@ def feather(matte: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(out, kernel.view(1, 1, -1, 1))
 
 
-def apply(logits: torch.Tensor, guide: torch.Tensor | None, controls: MatteControls, height: int, width: int) -> torch.Tensor:
-    """One object's (1, 1, h, w) SAM 2 logits → its (1, 1, height, width) matte, the controls
-    applied in the documented order. With `rotobridge.controls.UNCHANGED` this is exactly the
-    raw matte (`raw_matte`).
+def edges(logits: torch.Tensor, guide: torch.Tensor | None, controls: MatteControls, height: int, width: int) -> torch.Tensor:
+    """The first step of `apply`: the raw matte, its edges refined against the guide. Temporal
+    smoothing (temporal.py) works on these, between this step and `finish`.
 
     `guide` is the display-referred plate, (1, 3, height, width) in 0-1 on the logits'
     device; it may be None only when edge refinement is off.
@@ -265,10 +264,23 @@ def apply(logits: torch.Tensor, guide: torch.Tensor | None, controls: MatteContr
         cell = max(height / logits.shape[-2], width / logits.shape[-1])
         radius = controls.refine_radius or AUTO_RADIUS * cell
         out = refine_edges(out, guide, controls.refine, radius, logits)
-    out = despeckle(out, controls.despeckle)
+    return out
+
+
+def finish(matte: torch.Tensor, controls: MatteControls) -> torch.Tensor:
+    """The controls after edges and smoothing, in order: despeckle, clip, shrink/grow, feather."""
+    out = despeckle(matte, controls.despeckle)
     out = clip(out, controls.clip_black, controls.clip_white)
     out = shrink_grow(out, controls.shrink_grow)
     return feather(out, controls.feather).clamp(0, 1)
+
+
+def apply(logits: torch.Tensor, guide: torch.Tensor | None, controls: MatteControls, height: int, width: int) -> torch.Tensor:
+    """One object's (1, 1, h, w) SAM 2 logits → its (1, 1, height, width) matte of one frame:
+    every control but temporal smoothing (which needs the neighbouring frames), in the
+    documented order. With `rotobridge.controls.UNCHANGED` this is exactly the raw matte
+    (`raw_matte`). `guide` as in `edges`."""
+    return finish(edges(logits, guide, controls, height, width), controls)
 
 
 #: SAM 2's logit grid for its 1024² input: where `matte_logits` puts an existing matte.
@@ -285,15 +297,16 @@ def matte_logits(matte: torch.Tensor) -> torch.Tensor:
     return torch.logit(low, eps=1e-4)
 
 
-def apply_to_matte(matte: torch.Tensor, guide: torch.Tensor | None, controls: MatteControls) -> torch.Tensor:
-    """An existing (1, 1, H, W) matte through the controls (`rotobridge refine`). With edge
-    refinement it stands in for SAM 2's prediction (`matte_logits`) and goes through
-    `apply`; without, the controls apply to the matte itself, which stays as it is where
-    they change nothing."""
+def matte_edges(matte: torch.Tensor, guide: torch.Tensor | None, controls: MatteControls) -> torch.Tensor:
+    """`edges` for an existing (1, 1, H, W) matte (`rotobridge refine`): with edge refinement
+    it stands in for SAM 2's prediction (`matte_logits`); without, it is the matte itself."""
     height, width = matte.shape[-2:]
     if controls.refine > 0:
-        return apply(matte_logits(matte), guide, controls, height, width)
-    out = despeckle(matte.float().clamp(0, 1), controls.despeckle)
-    out = clip(out, controls.clip_black, controls.clip_white)
-    out = shrink_grow(out, controls.shrink_grow)
-    return feather(out, controls.feather).clamp(0, 1)
+        return edges(matte_logits(matte), guide, controls, height, width)
+    return matte.float().clamp(0, 1)
+
+
+def apply_to_matte(matte: torch.Tensor, guide: torch.Tensor | None, controls: MatteControls) -> torch.Tensor:
+    """An existing (1, 1, H, W) matte through the controls of one frame (`apply`'s, smoothing
+    left out), which leave it as it is where they change nothing."""
+    return finish(matte_edges(matte, guide, controls), controls)

@@ -6,7 +6,8 @@ the input). A rotobridge matte keeps its objects (each `<name>.A` refined with t
 controls); any other file's alpha (its first channel when it has none) becomes one
 object. For edge refinement the matte stands in for SAM 2's prediction: area-averaged to
 SAM 2's 256² logit grid (`refine.matte_logits`), so it gets the band of uncertainty that
-refinement re-estimates from the plate; the other controls apply to the matte itself.
+refinement re-estimates from the plate; the other controls apply to the matte itself,
+temporal smoothing over the sequence in frame order (`Job.run`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .mattes import Guide, MatteWriter, plate_guide, read_alpha, read_matte
 from .model import resolve_device
 from .plate import FILESEQ_ERRORS, Plate, Window, crop_to_display, open_plate
 from .render import select_frames
+from .temporal import TemporalSmoother
 
 #: Matte files `rotobridge refine` reads.
 INPUT_EXTENSIONS = (".exr", ".png")
@@ -141,19 +143,41 @@ class Job:
     device: torch.device
 
     def run(self, progress: Callable[[int, int], None] | None = None) -> list[str]:
-        """Refine and write each frame's mattes; `progress(frame, done)` after each file."""
+        """Refine and write each frame's mattes; `progress(frame, done)` after each file.
+
+        With smoothing, each object has one TemporalSmoother over the frames in the order
+        given (taken as consecutive), guided by the plate: a frame is written once RADIUS
+        more are read, the last ones at the end."""
         source, height, width = self.source, self.source.display.height, self.source.display.width
-        written = []
+        controls = self.controls
+        smoothers = [TemporalSmoother(controls.smoothing) for _ in source.objects] if controls.smoothing > 0 else []
+        written: list[str] = []
+
+        def write(frame: int, mattes: Sequence[torch.Tensor]) -> None:
+            pixels = np.zeros((source.data.height, source.data.width, len(source.objects)), np.float16)
+            for i, matte in enumerate(mattes):
+                self.writer.place(pixels, i, refine.finish(matte, controls))
+            written.append(self.writer.write_pixels(frame, pixels))
+            if progress:
+                progress(frame, len(written))
+
+        def release(done: list[list[tuple[int, torch.Tensor]]]) -> None:
+            for k, (frame, _) in enumerate(done[0]):  # every object's smoother releases the same frames
+                write(frame, [out[k][1] for out in done])
+
         with torch.inference_mode():
-            for done, frame in enumerate(self.frames, 1):
+            for frame in self.frames:
                 guide = self.guide(frame).to(self.device) if self.guide is not None else None
-                pixels = np.zeros((source.data.height, source.data.width, len(source.objects)), np.float16)
-                for i, plane in enumerate(source.planes(frame)):
-                    matte = torch.from_numpy(plane).to(self.device).view(1, 1, height, width)
-                    self.writer.place(pixels, i, refine.apply_to_matte(matte, guide, self.controls))
-                written.append(self.writer.write_pixels(frame, pixels))
-                if progress:
-                    progress(frame, done)
+                edges = [
+                    refine.matte_edges(torch.from_numpy(plane).to(self.device).view(1, 1, height, width), guide, controls)
+                    for plane in source.planes(frame)
+                ]
+                if smoothers:
+                    release([s.push(frame, e, guide) for s, e in zip(smoothers, edges)])
+                else:
+                    write(frame, edges)
+            if smoothers:
+                release([s.flush() for s in smoothers])
         return written
 
     def close(self) -> None:
@@ -203,7 +227,7 @@ def prepare(
         if own is not None:
             raise RecipeError("--out", f"{writer.path(own)} is the input matte: write the refined mattes elsewhere")
         writer.check(selected)
-        guide = plate_guide(opened, colour) if controls.refine > 0 else None
+        guide = plate_guide(opened, colour) if controls.refine > 0 or controls.smoothing > 0 else None
     except BaseException:
         opened.close()
         raise

@@ -29,6 +29,7 @@ from rotobridge.fields import frameset
 
 from . import model as models
 from . import tracking
+from . import temporal
 from .checkpoint import Checkpoints
 from .colour import ColourPipeline
 from .engine import Engine
@@ -191,7 +192,8 @@ def run(
     started = time.monotonic()
     engine = Engine(loaded, job.plate, job.colour)
     objects = [o.id for o in recipe.objects]
-    passes = tracking.passes(recipe, job.frames, job.plate.info.frames, engine.memory_reach)
+    margin = temporal.RADIUS if writer.smoothed else 0  # a chunk's last frames are smoothed as a whole shot's
+    passes = tracking.passes(recipe, job.frames, job.plate.info.frames, engine.memory_reach, margin)
     steps = tracking.write_mattes(
         engine, writer, objects, passes, job.frames,
         cancel=cancel, checkpoints=checkpoints, on_disk=result.kept, tracked=result.tracked,

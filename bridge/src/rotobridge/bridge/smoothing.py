@@ -1,0 +1,148 @@
+"""Temporal smoothing of written mattes: the stage between edge refinement and the rest of
+the controls (rotobridge.controls gives the order), for the objects whose controls smooth.
+
+A smoothed frame needs its RADIUS neighbours each side (temporal.py), so its matte is
+finished only when the pass has reached RADIUS frames further. To keep the model from
+waiting on the flow (about 200 ms per 1080p frame per object on a CPU), the work runs in
+three places: each frame's edge mattes (`MatteWriter.edge_mattes`) in the writers' pool;
+the smoothers on one worker thread of their own, which takes the frames in the order they
+were pushed; and each released frame's finishing and EXR write in the writers' pool again.
+`push` returns at once with a Future for the frame's written path.
+
+One `TemporalSmoother` per object per stretch of consecutive frames of a pass: `flush` ends
+a pass (the last RADIUS frames are smoothed with the neighbours they have), a push that is
+not the frame after the last one (a gap in a pass) flushes first. `held` says which pushed
+frames are still held back: a caller waiting for writes must not wait for those.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import torch
+
+from .mattes import MatteWriter
+from .temporal import RADIUS, TemporalSmoother
+
+
+@dataclass
+class _Frame:
+    """A pushed frame until its smoothers release it; a neighbour only (out None) keeps nothing."""
+
+    logits: torch.Tensor | None
+    guide: torch.Tensor | None
+    #: the frame's written path, or None when it is pushed only as a neighbour
+    out: Future[str] | None
+
+
+class Smoothing:
+    """The smoothing stage of one `tracking.write_mattes` run (`rotobridge refine`, one frame
+    at a time, runs its smoothers in its own loop)."""
+
+    def __init__(self, writer: MatteWriter, pool: ThreadPoolExecutor) -> None:
+        self.writer, self.pool = writer, pool
+        self.objects = writer.smoothed
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rotobridge-smooth")
+        self._recent: deque[int] = deque(maxlen=RADIUS)  # the last frames pushed since a flush
+        self._last: int | None = None
+        # owned by the worker thread
+        self._smoothers: dict[int, TemporalSmoother] = {}
+        self._frames: dict[int, _Frame] = {}
+        self._error: BaseException | None = None
+
+    def held(self) -> list[int]:
+        """The pushed frames whose mattes wait for more frames (or `flush`), oldest first."""
+        return list(self._recent)
+
+    def push(self, frame: int, logits: torch.Tensor, *, write: bool, after: int | None) -> Future[str] | None:
+        """Add the next frame of a pass; `after` is the frame before it in the pass (None at
+        its start). With `write`, returns a Future of the frame's written path."""
+        if self._last is None or self._last != after:
+            self.flush()
+        edges = self.pool.submit(self._edges, frame, logits)
+        out: Future[str] | None = Future() if write else None
+        self._worker.submit(self._push, frame, logits, edges, out)
+        self._recent.append(frame)
+        self._last = frame
+        return out
+
+    def flush(self) -> None:
+        """End of a pass (or of a stretch of it): the frames held back are finished with
+        the neighbours they have."""
+        if self._recent:
+            self._worker.submit(self._flush)
+        self._recent.clear()
+        self._last = None
+
+    def close(self) -> None:
+        """Stop: pushes not yet taken are dropped, one under way finishes."""
+        self._worker.shutdown(wait=True, cancel_futures=True)
+
+    # --- on the worker thread ---------------------------------------------------------
+
+    def _edges(self, frame: int, logits: torch.Tensor) -> tuple[torch.Tensor | None, dict[int, torch.Tensor]]:
+        guide = self.writer.read_guide(frame)
+        return guide, self.writer.edge_mattes(frame, logits, guide)
+
+    def _push(self, frame: int, logits: torch.Tensor, edges: Future[tuple[torch.Tensor | None, dict[int, torch.Tensor]]], out: Future[str] | None) -> None:
+        try:
+            guide, mattes = edges.result()
+            if self._error is not None:
+                raise self._error
+            if not self._smoothers:
+                self._smoothers = {i: TemporalSmoother(self._strength(i)) for i in self.objects}
+            self._frames[frame] = _Frame(logits, guide, out) if out is not None else _Frame(None, None, None)
+            self._release({i: s.push(frame, mattes[i], guide) for i, s in self._smoothers.items()})
+        except BaseException as exc:  # a frame that cannot be smoothed fails the frames after it
+            self._fail(exc, out)
+
+    def _flush(self) -> None:
+        try:
+            self._release({i: s.flush() for i, s in self._smoothers.items()})
+        except BaseException as exc:
+            self._fail(exc, None)
+        self._smoothers = {}
+
+    def _strength(self, index: int) -> float:
+        controls = self.writer.controls[index]
+        assert controls is not None
+        return controls.smoothing
+
+    def _release(self, finished: dict[int, list[tuple[int, torch.Tensor]]]) -> None:
+        """Every object's smoother releases the same frames (same pushes, same radius)."""
+        frames = [f for f, _ in next(iter(finished.values()))] if finished else []
+        for k, frame in enumerate(frames):
+            held = self._frames.pop(frame)
+            if held.out is None or held.out.cancelled():
+                continue
+            self.pool.submit(self._write, frame, held, {i: out[k][1] for i, out in finished.items()})
+
+    def _write(self, frame: int, held: _Frame, smoothed: dict[int, torch.Tensor]) -> None:
+        """In the pool: a released frame finished and written, unless its Future was
+        cancelled first (a run stopping drops writes not started, as it does unsmoothed)."""
+        assert held.out is not None
+        if not held.out.set_running_or_notify_cancel():
+            return
+        try:
+            path = self.writer.write(frame, held.logits, smoothed, held.guide)
+        except BaseException as exc:
+            held.out.set_exception(exc)
+        else:
+            held.out.set_result(path)
+
+    def _fail(self, exc: BaseException, out: Future[str] | None) -> None:
+        self._error = exc
+        for target in [h.out for h in self._frames.values()] + [out]:
+            if target is not None:
+                _settle(target, exc)
+        self._frames.clear()
+
+
+def _settle(target: Future[str], exc: BaseException) -> None:
+    """Fail a frame's Future once; one cancelled or finished meanwhile stays so."""
+    try:
+        target.set_exception(exc)
+    except InvalidStateError:
+        pass
