@@ -334,6 +334,39 @@ def test_refine_command_smooths_a_matte_sequence(tmp_path: Path, capsys: pytest.
     assert chatter(got) < 0.7 * chatter(flat)
 
 
+def test_refine_command_does_not_smooth_across_frames_it_skips(tmp_path: Path) -> None:
+    """`--frames 1-3,6-8`: two runs of consecutive plate frames, each smoothed on its own,
+    so frames 3 and 6 are not each other's neighbours."""
+    from rotobridge.bridge.colour import ColourPipeline
+    from rotobridge.bridge.mattes import plate_guide
+    from rotobridge.bridge.plate import open_plate
+
+    (tmp_path / "plate").mkdir()
+    (tmp_path / "roto").mkdir()
+    for f in range(1, 9):
+        _write(tmp_path / "plate" / f"p.{f:04d}.exr", PLATE[0].permute(1, 2, 0).numpy(), oiio.HALF)
+        matte = _disc(30 + JITTER[f], 24, 12 + JITTER[f] / 2).clamp(0, 1).numpy()
+        _write(tmp_path / "roto" / f"r.{f:04d}.png", (matte[..., None] * 255).round().astype(np.uint8), oiio.UINT8)
+    plate = str(tmp_path / "plate" / "p.####.exr")
+    assert cli.main([
+        "refine", str(tmp_path / "roto" / "r.####.png"), "--plate", plate, "--colourspace", "ACEScg", "--device", "cpu",
+        "--quiet", "--frames", "1-3,6-8", "--out", str(tmp_path / "out" / "r.####.exr"), "--refine", "0", "--smoothing", "1",
+    ]) == 0
+    controls = MatteControls(refine=0, smoothing=1)
+    want: dict[int, torch.Tensor] = {}
+    with open_plate(plate) as opened:
+        plate_of = plate_guide(opened, ColourPipeline("ACEScg"))
+        for run in ((1, 2, 3), (6, 7, 8)):
+            smoother, done = TemporalSmoother(1.0), []
+            for f in run:
+                png = read_alpha(str(tmp_path / "roto" / f"r.{f:04d}.png"))[0]
+                done += smoother.push(f, refine.matte_edges(torch.from_numpy(png).view(1, 1, H, W), None, controls), plate_of(f))
+            want |= {f: refine.finish(m, controls) for f, m in done + smoother.flush()}
+    for f in (1, 2, 3, 6, 7, 8):
+        assert np.array_equal(read_matte(str(tmp_path / "out" / f"r.{f:04d}.exr"))[0]["matte.A"], _half(want[f])), f
+    assert not (tmp_path / "out" / "r.0004.exr").exists()
+
+
 # --- a session's propagate -----------------------------------------------------------------
 
 

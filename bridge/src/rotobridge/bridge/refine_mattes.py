@@ -145,9 +145,10 @@ class Job:
     def run(self, progress: Callable[[int, int], None] | None = None) -> list[str]:
         """Refine and write each frame's mattes; `progress(frame, done)` after each file.
 
-        With smoothing, each object has one TemporalSmoother over the frames in the order
-        given (taken as consecutive), guided by the plate: a frame is written once RADIUS
-        more are read, the last ones at the end."""
+        With smoothing, each object has one TemporalSmoother over each run of consecutive
+        plate frames among those given, guided by the plate: a frame is written once RADIUS
+        more are read, the last ones of a run when it ends (a frame `--frames` skips is no
+        neighbour: what lies across a gap is not smoothed with)."""
         source, height, width = self.source, self.source.display.height, self.source.display.width
         controls = self.controls
         smoothers = [TemporalSmoother(controls.smoothing) for _ in source.objects] if controls.smoothing > 0 else []
@@ -165,8 +166,13 @@ class Job:
             for k, (frame, _) in enumerate(done[0]):  # every object's smoother releases the same frames
                 write(frame, [out[k][1] for out in done])
 
+        place = {f: i for i, f in enumerate(self.plate.info.frames)}
+        previous: int | None = None
         with torch.inference_mode():
             for frame in self.frames:
+                if smoothers and previous is not None and place[frame] != place[previous] + 1:
+                    release([s.flush() for s in smoothers])
+                previous = frame
                 guide = self.guide(frame).to(self.device) if self.guide is not None else None
                 edges = [
                     refine.matte_edges(torch.from_numpy(plane).to(self.device).view(1, 1, height, width), guide, controls)
