@@ -7,6 +7,9 @@ every expectation is the truth the plate was made from, never the smoother's own
 from __future__ import annotations
 
 import math
+from typing import Any
+
+import cv2
 
 import pytest
 import torch
@@ -140,3 +143,47 @@ def test_bad_strength_and_changing_size_are_refused() -> None:
     smoother.push(0, _disc(60), None)
     with pytest.raises(ValueError, match="frame 1"):
         smoother.push(1, torch.zeros(1, 1, H, W + 1), None)
+
+
+class _CountingFlow:
+    """OpenCV's DIS flow, counting its calls."""
+
+    def __init__(self) -> None:
+        self.dis = cv2.DISOpticalFlow.create(cv2.DISOpticalFlow_PRESET_FAST)
+        self.calls = 0
+
+    def calc(self, *args: Any) -> Any:
+        self.calls += 1
+        return self.dis.calc(*args)
+
+
+def test_objects_sharing_a_plate_share_its_flows_and_get_what_they_get_alone() -> None:
+    """The smoothers of two objects pushed with the same plate, sharing one Motion: each
+    object's mattes are bit for bit those of a smoother of its own, and each pair of
+    frames' flow is computed once, not once per object. Without a plate nothing is shared."""
+    car = [_disc(40 + 2 * t + (t % 2)) for t in range(8)]
+    tree = [_disc(90 - (t % 2), cy=40.0, radius=14.0) for t in range(8)]
+    plates = [_plate(torch.maximum(c, r), 2 * t) for t, (c, r) in enumerate(zip(car, tree))]
+    alone = [_run(temporal.TemporalSmoother(1.0), mattes, list(plates)) for mattes in (car, tree)]
+
+    motion = temporal.Motion()
+    counter = _CountingFlow()
+    motion._dis = counter  # type: ignore[assignment]
+    shared = [temporal.TemporalSmoother(1.0, motion) for _ in range(2)]
+    together: list[list[tuple[int, torch.Tensor]]] = [[], []]
+    for t in range(8):
+        for k, (smoother, mattes) in enumerate(zip(shared, (car, tree))):
+            together[k] += smoother.push(t, mattes[t], plates[t])
+    for k, smoother in enumerate(shared):
+        together[k] += smoother.flush()
+    for mine, theirs in zip(together, alone):
+        assert [f for f, _ in mine] == [f for f, _ in theirs] == list(range(8))
+        for (_, a), (_, b) in zip(mine, theirs):
+            assert torch.equal(a, b)
+    pairs = sum(min(7, t + 2) - max(0, t - 2) for t in range(8))  # each frame's neighbours within RADIUS
+    assert counter.calls == pairs
+
+    counter.calls = 0
+    for smoother, mattes in zip(shared, (car, tree)):
+        _run(smoother, mattes, [None] * 8)  # the mattes' own flow: per object
+    assert counter.calls == 2 * pairs

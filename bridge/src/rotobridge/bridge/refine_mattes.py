@@ -34,7 +34,7 @@ from .mattes import Guide, MatteWriter, plate_guide, read_alpha, read_matte
 from .model import resolve_device
 from .plate import FILESEQ_ERRORS, Plate, Window, crop_to_display, open_plate
 from .render import select_frames
-from .temporal import TemporalSmoother
+from .temporal import Motion, TemporalSmoother
 
 #: Matte files `rotobridge refine` reads.
 INPUT_EXTENSIONS = (".exr", ".png")
@@ -151,7 +151,8 @@ class Job:
         neighbour: what lies across a gap is not smoothed with)."""
         source, height, width = self.source, self.source.display.height, self.source.display.width
         controls = self.controls
-        smoothers = [TemporalSmoother(controls.smoothing) for _ in source.objects] if controls.smoothing > 0 else []
+        motion = Motion()  # one plate: the objects' smoothers share its flows
+        smoothers = [TemporalSmoother(controls.smoothing, motion) for _ in source.objects] if controls.smoothing > 0 else []
         written: list[str] = []
 
         def write(frame: int, mattes: Sequence[torch.Tensor]) -> None:

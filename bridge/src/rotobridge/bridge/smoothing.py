@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from .mattes import MatteWriter
-from .temporal import RADIUS, TemporalSmoother
+from .temporal import RADIUS, Motion, TemporalSmoother
 
 
 @dataclass
@@ -92,7 +92,8 @@ class Smoothing:
             if self._error is not None:
                 raise self._error
             if not self._smoothers:
-                self._smoothers = {i: TemporalSmoother(self._strength(i)) for i in self.objects}
+                motion = Motion()  # the objects' plates are the same: their flows are too
+                self._smoothers = {i: TemporalSmoother(self._strength(i), motion) for i in self.objects}
             self._frames[frame] = _Frame(logits, guide, out) if out is not None else _Frame(None, None, None)
             self._release({i: s.push(frame, mattes[i], guide) for i, s in self._smoothers.items()})
         except BaseException as exc:  # a frame that cannot be smoothed fails the frames after it

@@ -54,6 +54,67 @@ class _Frame:
     alpha: np.ndarray  # (H, W) float32 on the CPU
     grey: np.ndarray  # (h, w) uint8 at flow resolution
     present: bool
+    shared: bool  # grey is the plate's, which the pass's other objects share
+
+
+@dataclass
+class _Pair:
+    """How frame `other` moves onto frame `current`, from the plates alone (flow resolution)."""
+
+    fx: np.ndarray  # flow from current to other, x and y, (h, w) float32
+    fy: np.ndarray
+    trust: np.ndarray  # (h, w) float32: how well other's warped plate matches current's
+
+
+class Motion:
+    """What one pass's plates say about motion, shared by the smoothers of its objects.
+
+    Every object of a pass is pushed with the same plate frames, so each frame's grey
+    picture and each pair's flow and plate trust (a third of a smoother's cost) are made
+    once, not once per object. It keeps the few frames and pairs a window still needs.
+    Without a plate the flow is the matte's own, so a smoother pushed without one never
+    shares it.
+    """
+
+    def __init__(self) -> None:
+        self._dis = cv2.DISOpticalFlow.create(cv2.DISOpticalFlow_PRESET_FAST)
+        self._greys: dict[int, np.ndarray] = {}
+        self._pairs: dict[tuple[int, int], _Pair] = {}
+
+    def grey(self, frame: int, source: torch.Tensor | np.ndarray, width: int, height: int) -> np.ndarray:
+        """`frame`'s picture at flow resolution, uint8: from the plate (a (3, H, W) tensor,
+        0-1, cached by frame) or a matte (an (H, W) array, not cached)."""
+        if isinstance(source, np.ndarray):
+            return _grey(source, width, height)
+        grey = self._greys.get(frame)
+        if grey is None:
+            grey = self._greys[frame] = _grey(source.detach().float().mean(0).cpu().numpy(), width, height)
+            for old in sorted(self._greys, key=lambda f: abs(f - frame))[4 * RADIUS + 2 :]:
+                del self._greys[old]
+            self._pairs = {k: v for k, v in self._pairs.items() if k[0] in self._greys and k[1] in self._greys}
+        return grey
+
+    def pair(self, current: _Frame, other: _Frame) -> _Pair:
+        key = (current.frame, other.frame)
+        found = self._pairs.get(key) if current.shared and other.shared else None
+        if found is None:
+            h, w = current.grey.shape
+            flow = np.asarray(self._dis.calc(current.grey, other.grey, np.zeros((h, w, 2), np.float32)))
+            fx, fy = np.ascontiguousarray(flow[..., 0]), np.ascontiguousarray(flow[..., 1])
+            gx, gy = _pixels(h, w)
+            grey = cv2.remap(other.grey, gx + fx, gy + fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            photo = np.abs(grey.astype(np.float32) - current.grey.astype(np.float32))
+            found = _Pair(fx, fy, 1.0 / (1.0 + (photo / PHOTO_TOLERANCE) ** 2))
+            if current.shared and other.shared:
+                self._pairs[key] = found
+        return found
+
+
+def _grey(picture: np.ndarray, width: int, height: int) -> np.ndarray:
+    scale = min(1.0, FLOW_WIDTH / width)
+    if scale < 1:
+        picture = cv2.resize(picture, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+    return np.clip(picture * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
 class TemporalSmoother:
@@ -65,13 +126,15 @@ class TemporalSmoother:
     every frame at once, unchanged; 1 is the full weighted average of the window.
     """
 
-    def __init__(self, strength: float) -> None:
+    def __init__(self, strength: float, motion: Motion | None = None) -> None:
+        """`motion`: shared with the smoothers of the pass's other objects (the same frames
+        pushed with the same plate); None: this smoother's own."""
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"temporal smoothing strength must be between 0 and 1, got {strength}")
         self.strength = strength
         self._window: deque[_Frame] = deque()
         self._next = 0  # index in the window of the next frame to return
-        self._flow = cv2.DISOpticalFlow.create(cv2.DISOpticalFlow_PRESET_FAST)
+        self._motion = motion if motion is not None else Motion()
 
     def push(self, frame: int, matte: torch.Tensor, guide: torch.Tensor | None) -> list[tuple[int, torch.Tensor]]:
         """Add (1, 1, H, W) matte of `frame` with its (1, 3, H, W) plate (0-1) or None; returns
@@ -99,13 +162,9 @@ class TemporalSmoother:
 
     def _frame(self, frame: int, matte: torch.Tensor, guide: torch.Tensor | None) -> _Frame:
         alpha = matte.detach()[0, 0].float().cpu().numpy()
-        source = alpha if guide is None else guide.detach()[0].float().mean(0).cpu().numpy()
         height, width = alpha.shape
-        scale = min(1.0, FLOW_WIDTH / width)
-        if scale < 1:
-            source = cv2.resize(source, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
-        grey = np.clip(source * 255 + 0.5, 0, 255).astype(np.uint8)
-        return _Frame(frame, matte, alpha, grey, bool((alpha > 0.5).any()))
+        grey = self._motion.grey(frame, alpha if guide is None else guide[0], width, height)
+        return _Frame(frame, matte, alpha, grey, bool((alpha > 0.5).any()), shared=guide is not None)
 
     def _smooth(self, index: int) -> tuple[int, torch.Tensor]:
         current = self._window[index]
@@ -117,9 +176,7 @@ class TemporalSmoother:
             other = self._window[k]
             if k == index or not other.present:
                 continue
-            warped_alpha, warped_grey = self._warp(current, other)
-            photo = np.abs(warped_grey - current.grey.astype(np.float32))
-            trust = 1.0 / (1.0 + (photo / PHOTO_TOLERANCE) ** 2)
+            warped_alpha, trust = self._warp(current, other)
             if trust.shape != total.shape:
                 trust = cv2.resize(trust, total.shape[::-1], interpolation=cv2.INTER_LINEAR)
             disagreement = cv2.blur(np.abs(warped_alpha - current.alpha), (DISAGREEMENT_WINDOW, DISAGREEMENT_WINDOW))
@@ -133,20 +190,18 @@ class TemporalSmoother:
         return current.frame, out.view_as(current.matte)
 
     def _warp(self, current: _Frame, other: _Frame) -> tuple[np.ndarray, np.ndarray]:
-        """`other`'s matte (plate resolution) and grey plate (flow resolution) moved onto
-        `current` along the flow from current to other."""
+        """`other`'s matte moved onto `current` along the flow from current to other (plate
+        resolution), and how far that move can be trusted (flow resolution)."""
+        pair = self._motion.pair(current, other)
         h, w = current.grey.shape
-        flow = np.asarray(self._flow.calc(current.grey, other.grey, np.zeros((h, w, 2), np.float32)))
-        gx, gy = _pixels(h, w)
-        grey = cv2.remap(other.grey, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         height, width = current.alpha.shape
-        fx, fy = flow[..., 0], flow[..., 1]
+        fx, fy, gx, gy = pair.fx, pair.fy, *_pixels(h, w)
         if (h, w) != (height, width):
             fx = cv2.resize(fx * (width / w), (width, height), interpolation=cv2.INTER_LINEAR)
             fy = cv2.resize(fy * (height / h), (width, height), interpolation=cv2.INTER_LINEAR)
             gx, gy = _pixels(height, width)
         alpha = cv2.remap(other.alpha, gx + fx, gy + fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return alpha, grey.astype(np.float32)
+        return alpha, pair.trust
 
 
 @functools.lru_cache(maxsize=4)
