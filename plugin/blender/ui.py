@@ -65,7 +65,7 @@ class RotoBridgeObject(bpy.types.PropertyGroup):
     matte_on: BoolProperty(name="Refine Matte", description="Off: SAM 2's matte as it is", update=lambda self, _: _matte_edited(self))
     refine: _control(FloatProperty, "refine", "Edge refinement strength, 0 (off) to 1", min=0.0, max=1.0)
     refine_radius: _control(FloatProperty, "refine_radius", "Colour window radius in plate pixels; 0: automatic", min=0.0, max=MAX_RADIUS)
-    smoothing: _control(FloatProperty, "smoothing", "Reduce chatter: temporal smoothing strength, 0 (off) to 1", min=0.0, max=1.0)
+    smoothing: _control(FloatProperty, "smoothing", "Reduce chatter: temporal smoothing strength, 0 (off) to 1; applies to tracked mattes, not the one-frame preview", min=0.0, max=1.0)
     despeckle: _control(IntProperty, "despeckle", "Islands and holes smaller than this many pixels are removed", min=0)
     clip_black: _control(FloatProperty, "clip_black", "Values at or below become 0", min=0.0, max=1.0)
     clip_white: _control(FloatProperty, "clip_white", "Values at or above become 1", min=0.0, max=1.0)

@@ -40,7 +40,7 @@ MATTE_ON = "matte_on"
 MATTE_KNOBS = {
     "refine": ("refine edges", "edge refinement strength, 0 (off) to 1"),
     "refine_radius": ("refine radius", "colour window radius in plate pixels; 0: automatic"),
-    "smoothing": ("reduce chatter", "temporal smoothing strength, 0 (off) to 1"),
+    "smoothing": ("reduce chatter", "temporal smoothing strength, 0 (off) to 1: applies to tracked mattes, not the one-frame preview"),
     "despeckle": ("despeckle", "islands and holes smaller than this many pixels are removed"),
     "clip_black": ("clip black", "values at or below become 0"),
     "clip_white": ("clip white", "values at or above become 1"),
