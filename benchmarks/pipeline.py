@@ -20,6 +20,7 @@ is the process CPU time less that stage's, so a faster colour stage can be added
     .venv/bin/python benchmarks/pipeline.py --size hd --compression zip --objects 2
     .venv/bin/python benchmarks/pipeline.py --baseline /tmp/old  # also the tree at /tmp/old
     .venv/bin/python benchmarks/pipeline.py --model tiny --frames 4 --objects 1
+    .venv/bin/python benchmarks/pipeline.py --size hd --objects 2 --smoothing 1   # with temporal smoothing
 
 `--baseline DIR` runs the same cases with DIR's rotobridge (a git worktree of an earlier
 commit: `git worktree add /tmp/old f9ad7f6`) in a child process and prints both figures.
@@ -113,7 +114,7 @@ def write_plate(folder: Path, count: int, scale: int, compression: str, grain: f
     return str(folder / "plate.####.exr")
 
 
-def write_recipe(work: Path, case: Case, frames: int, checkpoint: str, grain: float) -> Path:
+def write_recipe(work: Path, case: Case, frames: int, checkpoint: str, grain: float, smoothing: float = 0.0) -> Path:
     scale = SIZES[case.size]
     suffix = f"_grain{grain}" if grain else ""
     plate = write_plate(work / f"plate_{case.size}_{case.compression}_{frames}{suffix}", frames, scale, case.compression, grain)
@@ -126,14 +127,18 @@ def write_recipe(work: Path, case: Case, frames: int, checkpoint: str, grain: fl
         }
         for k in range(case.objects)
     ]
+    if smoothing > 0:  # each object's matte smoothed over time (no edge refinement: the flow's cost alone)
+        for obj in objects:
+            obj["matte"] = {"refine": 0, "smoothing": smoothing}
     recipe = {
-        "rotobridge_recipe": 1,
+        "rotobridge_recipe": 2 if smoothing > 0 else 1,
         "plate": {"path": plate, "frames": f"{FIRST}-{FIRST + frames - 1}", "colourspace": "ACEScg"},
         "model": {"config": CONFIG, "checkpoint": checkpoint},
         "objects": objects,
         "propagate": {"direction": "forward"},
         "output": {"path": str(work / "mattes" / f"{case.size}_{case.objects}" / "m.####.exr"), "overwrite": True},
     }
+    suffix += f"_smooth{smoothing}" if smoothing > 0 else ""
     path = work / f"recipe_{case.size}_{case.compression}_{case.objects}_{frames}{suffix}.json"
     path.write_text(json.dumps(recipe, indent=1))
     return path
@@ -316,7 +321,7 @@ def run_case(case: Case, args: argparse.Namespace) -> Figures:
     checkpoint = work / "random-tiny.pt"
     if args.model == "tiny" and not checkpoint.exists():
         models.make_random_checkpoint(CONFIG, checkpoint, seed=0)
-    recipe = recipes.load(write_recipe(work, case, args.frames, str(checkpoint), args.grain))
+    recipe = recipes.load(write_recipe(work, case, args.frames, str(checkpoint), args.grain, args.smoothing))
     stages = Stages()
     loaded = load_model(args.model, checkpoint, args.device, case.objects, stages)
     job = render.prepare(recipe)
@@ -354,7 +359,7 @@ def baseline(tree: Path, cases: list[Case], args: argparse.Namespace) -> list[Fi
         command = [
             sys.executable, __file__, "--json", "--size", case.size, "--compression", case.compression,
             "--objects", str(case.objects), "--frames", str(args.frames), "--model", args.model,
-            "--device", args.device, "--work", str(args.work), "--grain", str(args.grain),
+            "--device", args.device, "--work", str(args.work), "--grain", str(args.grain), "--smoothing", str(args.smoothing),
         ]
         done = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
         data = json.loads(done.stdout.strip().splitlines()[-1])
@@ -397,6 +402,7 @@ def main() -> None:
     parser.add_argument("--objects", type=int, action="append")
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--grain", type=float, default=0.0, help="plate noise deviation, e.g. 0.02 (default none)")
+    parser.add_argument("--smoothing", type=float, default=0.0, help="every object's temporal smoothing strength (default 0: none)")
     parser.add_argument("--model", choices=("stand-in", "tiny"), default="stand-in")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "rotobridge-pipeline")

@@ -3,11 +3,15 @@ the controls (rotobridge.controls gives the order), for the objects whose contro
 
 A smoothed frame needs its RADIUS neighbours each side (temporal.py), so its matte is
 finished only when the pass has reached RADIUS frames further. To keep the model from
-waiting on the flow (about 200 ms per 1080p frame per object on a CPU), the work runs in
-three places: each frame's edge mattes (`MatteWriter.edge_mattes`) in the writers' pool;
-the smoothers on one worker thread of their own, which takes the frames in the order they
-were pushed; and each released frame's finishing and EXR write in the writers' pool again.
-`push` returns at once with a Future for the frame's written path.
+waiting on the flow (about 100 ms of CPU per 1080p frame per object), and to use every
+core the writers' pool has, the work runs in four steps: each frame's edge mattes
+(`MatteWriter.edge_mattes`) in the writers' pool; the smoothers' bookkeeping on one worker
+thread of their own, which takes the frames in the order they were pushed; each completed
+frame's smoothing, one job per object (`TemporalSmoother.push_later`), in the writers'
+pool, frames and objects side by side; and, once a frame's jobs are all done, its
+finishing and EXR write in the pool again. No pool task waits on another (each step is
+chained from the last one's completion), so a small pool cannot deadlock. `push` returns
+at once with a Future for the frame's written path.
 
 One `TemporalSmoother` per object per stretch of consecutive frames of a pass: `flush` ends
 a pass (the last RADIUS frames are smoothed with the neighbours they have), a push that is
@@ -17,14 +21,17 @@ frames are still held back: a caller waiting for writes must not wait for those.
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections import deque
 from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Callable, Mapping
 
 import torch
 
 from .mattes import MatteWriter
-from .temporal import RADIUS, Motion, TemporalSmoother
+from .temporal import RADIUS, Job, Motion, TemporalSmoother
 
 
 @dataclass
@@ -95,13 +102,13 @@ class Smoothing:
                 motion = Motion()  # the objects' plates are the same: their flows are too
                 self._smoothers = {i: TemporalSmoother(self._strength(i), motion) for i in self.objects}
             self._frames[frame] = _Frame(logits, guide, out) if out is not None else _Frame(None, None, None)
-            self._release({i: s.push(frame, mattes[i], guide) for i, s in self._smoothers.items()})
+            self._release({i: s.push_later(frame, mattes[i], guide) for i, s in self._smoothers.items()})
         except BaseException as exc:  # a frame that cannot be smoothed fails the frames after it
             self._fail(exc, out)
 
     def _flush(self) -> None:
         try:
-            self._release({i: s.flush() for i, s in self._smoothers.items()})
+            self._release({i: s.flush_later() for i, s in self._smoothers.items()})
         except BaseException as exc:
             self._fail(exc, None)
         self._smoothers = {}
@@ -111,14 +118,33 @@ class Smoothing:
         assert controls is not None
         return controls.smoothing
 
-    def _release(self, finished: dict[int, list[tuple[int, torch.Tensor]]]) -> None:
-        """Every object's smoother releases the same frames (same pushes, same radius)."""
+    def _release(self, finished: dict[int, list[Job]]) -> None:
+        """Every object's smoother completes the same frames (same pushes, same radius): each
+        frame's jobs go to the pool, and its write follows once they are all done."""
         frames = [f for f, _ in next(iter(finished.values()))] if finished else []
         for k, frame in enumerate(frames):
             held = self._frames.pop(frame)
             if held.out is None or held.out.cancelled():
                 continue
-            self.pool.submit(self._write, frame, held, {i: out[k][1] for i, out in finished.items()})
+            jobs = {i: self.pool.submit(out[k][1]) for i, out in finished.items()}
+            _when_all(jobs, functools.partial(self._smoothed, frame, held))
+
+    def _smoothed(self, frame: int, held: _Frame, jobs: Mapping[int, Future[torch.Tensor]]) -> None:
+        """A frame's smoothing jobs are done: its write goes to the pool (or its Future fails)."""
+        assert held.out is not None
+        if held.out.cancelled():
+            return
+        if any(job.cancelled() for job in jobs.values()):  # dropped: the run is stopping
+            held.out.cancel()
+            return
+        failed = next((e for e in (job.exception() for job in jobs.values()) if e is not None), None)
+        if failed is not None:  # never lost in a callback: the frame's waiter gets it
+            _settle(held.out, failed)
+            return
+        try:
+            self.pool.submit(self._write, frame, held, {i: job.result() for i, job in jobs.items()})
+        except RuntimeError:  # the pool is shut: the run is stopping, writes not started are dropped
+            held.out.cancel()
 
     def _write(self, frame: int, held: _Frame, smoothed: dict[int, torch.Tensor]) -> None:
         """In the pool: a released frame finished and written, unless its Future was
@@ -139,6 +165,22 @@ class Smoothing:
             if target is not None:
                 _settle(target, exc)
         self._frames.clear()
+
+
+def _when_all(futures: Mapping[int, Future[torch.Tensor]], then: Callable[[Mapping[int, Future[torch.Tensor]]], None]) -> None:
+    """`then(futures)` once all are done, on the thread that finished the last."""
+    left = [len(futures)]
+    lock = threading.Lock()
+
+    def one(_: Future[torch.Tensor]) -> None:
+        with lock:
+            left[0] -= 1
+            last = left[0] == 0
+        if last:
+            then(futures)
+
+    for future in futures.values():
+        future.add_done_callback(one)
 
 
 def _settle(target: Future[str], exc: BaseException) -> None:

@@ -23,8 +23,11 @@ guide); without one it is computed from the mattes themselves. The flow runs on 
 from __future__ import annotations
 
 import functools
+import threading
 from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import cv2
 import numpy as np
@@ -45,6 +48,9 @@ DISAGREEMENT_WINDOW = 5
 FLOW_WIDTH = 960
 #: The strength the issue's goal was measured at (benchmarks/matte_quality.py).
 DEFAULT_STRENGTH = 1.0
+
+#: A frame the smoother has completed, and the job that makes its matte (`push_later`).
+Job = tuple[int, Callable[[], torch.Tensor]]
 
 
 @dataclass
@@ -73,41 +79,65 @@ class Motion:
     picture and each pair's flow and plate trust (a third of a smoother's cost) are made
     once, not once per object. It keeps the few frames and pairs a window still needs.
     Without a plate the flow is the matte's own, so a smoother pushed without one never
-    shares it.
+    shares it. Thread-safe: smoothing jobs (`TemporalSmoother.push_later`) may run on
+    several threads; a pair wanted by two at once is computed by one of them.
     """
 
     def __init__(self) -> None:
-        self._dis = cv2.DISOpticalFlow.create(cv2.DISOpticalFlow_PRESET_FAST)
+        self._flows = threading.local()  # OpenCV's DIS keeps state between calls: one per thread
+        self._lock = threading.Lock()
         self._greys: dict[int, np.ndarray] = {}
-        self._pairs: dict[tuple[int, int], _Pair] = {}
+        self._pairs: dict[tuple[int, int], Future[_Pair]] = {}
+
+    def new_flow(self) -> Any:
+        """A DIS optical flow (preset FAST) for the calling thread."""
+        return cv2.DISOpticalFlow.create(cv2.DISOpticalFlow_PRESET_FAST)
 
     def grey(self, frame: int, source: torch.Tensor | np.ndarray, width: int, height: int) -> np.ndarray:
         """`frame`'s picture at flow resolution, uint8: from the plate (a (3, H, W) tensor,
         0-1, cached by frame) or a matte (an (H, W) array, not cached)."""
         if isinstance(source, np.ndarray):
             return _grey(source, width, height)
-        grey = self._greys.get(frame)
+        with self._lock:
+            grey = self._greys.get(frame)
         if grey is None:
-            grey = self._greys[frame] = _grey(source.detach().float().mean(0).cpu().numpy(), width, height)
-            for old in sorted(self._greys, key=lambda f: abs(f - frame))[4 * RADIUS + 2 :]:
-                del self._greys[old]
-            self._pairs = {k: v for k, v in self._pairs.items() if k[0] in self._greys and k[1] in self._greys}
+            grey = _grey(source.detach().float().mean(0).cpu().numpy(), width, height)
+            with self._lock:
+                self._greys[frame] = grey
+                for old in sorted(self._greys, key=lambda f: abs(f - frame))[4 * RADIUS + 2 :]:
+                    del self._greys[old]
+                self._pairs = {k: v for k, v in self._pairs.items() if k[0] in self._greys and k[1] in self._greys}
         return grey
 
     def pair(self, current: _Frame, other: _Frame) -> _Pair:
+        if not (current.shared and other.shared):
+            return self._compute(current, other)
         key = (current.frame, other.frame)
-        found = self._pairs.get(key) if current.shared and other.shared else None
-        if found is None:
-            h, w = current.grey.shape
-            flow = np.asarray(self._dis.calc(current.grey, other.grey, np.zeros((h, w, 2), np.float32)))
-            fx, fy = np.ascontiguousarray(flow[..., 0]), np.ascontiguousarray(flow[..., 1])
-            gx, gy = _pixels(h, w)
-            grey = cv2.remap(other.grey, gx + fx, gy + fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            photo = np.abs(grey.astype(np.float32) - current.grey.astype(np.float32))
-            found = _Pair(fx, fy, 1.0 / (1.0 + (photo / PHOTO_TOLERANCE) ** 2))
-            if current.shared and other.shared:
-                self._pairs[key] = found
-        return found
+        with self._lock:
+            found = self._pairs.get(key)
+            mine = found is None
+            if found is None:
+                found = self._pairs[key] = Future()
+        if mine:
+            try:
+                found.set_result(self._compute(current, other))
+            except BaseException as exc:
+                found.set_exception(exc)
+                with self._lock:
+                    self._pairs.pop(key, None)
+        return found.result()
+
+    def _compute(self, current: _Frame, other: _Frame) -> _Pair:
+        flow_of = getattr(self._flows, "dis", None)
+        if flow_of is None:
+            flow_of = self._flows.dis = self.new_flow()
+        h, w = current.grey.shape
+        flow = np.asarray(flow_of.calc(current.grey, other.grey, np.zeros((h, w, 2), np.float32)))
+        fx, fy = np.ascontiguousarray(flow[..., 0]), np.ascontiguousarray(flow[..., 1])
+        gx, gy = _pixels(h, w)
+        grey = cv2.remap(other.grey, gx + fx, gy + fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        photo = np.abs(grey.astype(np.float32) - current.grey.astype(np.float32))
+        return _Pair(fx, fy, 1.0 / (1.0 + (photo / PHOTO_TOLERANCE) ** 2))
 
 
 def _grey(picture: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -139,26 +169,42 @@ class TemporalSmoother:
     def push(self, frame: int, matte: torch.Tensor, guide: torch.Tensor | None) -> list[tuple[int, torch.Tensor]]:
         """Add (1, 1, H, W) matte of `frame` with its (1, 3, H, W) plate (0-1) or None; returns
         the frames now complete."""
+        return [(done, job()) for done, job in self.push_later(frame, matte, guide)]
+
+    def flush(self) -> list[tuple[int, torch.Tensor]]:
+        """The frames still held back, at the end of the pass; the smoother is then empty."""
+        return [(done, job()) for done, job in self.flush_later()]
+
+    def push_later(self, frame: int, matte: torch.Tensor, guide: torch.Tensor | None) -> list[Job]:
+        """`push`, each frame it completes as (frame, job making its matte): the jobs may run
+        in any order, on any threads (each reads only its own window of frames), so a caller
+        can spread a shot's smoothing over cores. Pushes must still come in order."""
         if self.strength <= 0:
-            return [(frame, matte)]
+            return [(frame, lambda: matte)]
         if self._window and tuple(self._window[-1].matte.shape) != tuple(matte.shape):
             raise ValueError(f"matte of frame {frame} is {tuple(matte.shape)}, the pass's are {tuple(self._window[-1].matte.shape)}")
         self._window.append(self._frame(frame, matte, guide))
         out = []
         while self._next < len(self._window) and len(self._window) - 1 - self._next >= RADIUS:
-            out.append(self._smooth(self._next))
+            out.append(self._job(self._next))
             self._next += 1
             if self._next > RADIUS:
                 self._window.popleft()
                 self._next -= 1
         return out
 
-    def flush(self) -> list[tuple[int, torch.Tensor]]:
-        """The frames still held back, at the end of the pass; the smoother is then empty."""
-        out = [self._smooth(i) for i in range(self._next, len(self._window))]
+    def flush_later(self) -> list[Job]:
+        """`flush`, as `push_later` gives its frames."""
+        out = [self._job(i) for i in range(self._next, len(self._window))]
         self._window.clear()
         self._next = 0
         return out
+
+    def _job(self, index: int) -> Job:
+        current = self._window[index]
+        near = range(max(0, index - RADIUS), min(len(self._window), index + RADIUS + 1))
+        neighbours = tuple(self._window[k] for k in near if k != index and self._window[k].present)
+        return current.frame, functools.partial(self._smooth, current, neighbours)
 
     def _frame(self, frame: int, matte: torch.Tensor, guide: torch.Tensor | None) -> _Frame:
         alpha = matte.detach()[0, 0].float().cpu().numpy()
@@ -166,16 +212,12 @@ class TemporalSmoother:
         grey = self._motion.grey(frame, alpha if guide is None else guide[0], width, height)
         return _Frame(frame, matte, alpha, grey, bool((alpha > 0.5).any()), shared=guide is not None)
 
-    def _smooth(self, index: int) -> tuple[int, torch.Tensor]:
-        current = self._window[index]
+    def _smooth(self, current: _Frame, neighbours: tuple[_Frame, ...]) -> torch.Tensor:
         if not current.present:
-            return current.frame, current.matte
+            return current.matte
         total = current.alpha.copy()
         weights = np.ones_like(total)
-        for k in range(max(0, index - RADIUS), min(len(self._window), index + RADIUS + 1)):
-            other = self._window[k]
-            if k == index or not other.present:
-                continue
+        for other in neighbours:
             warped_alpha, trust = self._warp(current, other)
             if trust.shape != total.shape:
                 trust = cv2.resize(trust, total.shape[::-1], interpolation=cv2.INTER_LINEAR)
@@ -187,7 +229,7 @@ class TemporalSmoother:
         mean = total / weights
         smoothed = current.alpha + self.strength * (mean - current.alpha)
         out = torch.from_numpy(np.clip(smoothed, 0.0, 1.0)).to(current.matte.device, current.matte.dtype)
-        return current.frame, out.view_as(current.matte)
+        return out.view_as(current.matte)
 
     def _warp(self, current: _Frame, other: _Frame) -> tuple[np.ndarray, np.ndarray]:
         """`other`'s matte moved onto `current` along the flow from current to other (plate
