@@ -187,3 +187,63 @@ def test_objects_sharing_a_plate_share_its_flows_and_get_what_they_get_alone() -
     for smoother, mattes in zip(shared, (car, tree)):
         _run(smoother, mattes, [None] * 8)  # the mattes' own flow: per object
     assert counter.calls == 2 * pairs
+
+
+def _smoothed_everywhere(mattes: list[torch.Tensor], guides: list[torch.Tensor], t: int) -> torch.Tensor:
+    """Frame t smoothed as the module's docstring defines it, over every pixel of the frame
+    (the reference the edge band is held to): DIS flow at plate size, each neighbour warped
+    along it, weighted by plate trust and matte agreement."""
+    dis = cv2.DISOpticalFlow.create(cv2.DISOpticalFlow_PRESET_FAST)
+    grey = [(g[0].mean(0).numpy() * 255 + 0.5).clip(0, 255).astype("uint8") for g in guides]
+    alpha = [m[0, 0].numpy() for m in mattes]
+    gy, gx = torch.meshgrid(torch.arange(H, dtype=torch.float32), torch.arange(W, dtype=torch.float32), indexing="ij")
+    total, weights = alpha[t].copy(), torch.ones(H, W).numpy()
+    for k in range(max(0, t - temporal.RADIUS), min(len(mattes), t + temporal.RADIUS + 1)):
+        if k == t:
+            continue
+        flow = dis.calc(grey[t], grey[k], None)
+        mx, my = gx.numpy() + flow[..., 0], gy.numpy() + flow[..., 1]
+        warped = cv2.remap(alpha[k], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        plate = cv2.remap(grey[k], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        trust = 1.0 / (1.0 + ((abs(plate.astype("float32") - grey[t]) / temporal.PHOTO_TOLERANCE) ** 2))
+        window = (temporal.DISAGREEMENT_WINDOW,) * 2
+        agree = (2.0 - 2.0 * cv2.blur(abs(warped - alpha[t]), window) / temporal.MATTE_TOLERANCE).clip(0.0, 1.0)
+        total += trust * agree * warped
+        weights += trust * agree
+    return torch.from_numpy((total / weights).clip(0.0, 1.0))
+
+
+def test_only_the_edge_band_is_smoothed_and_there_as_over_the_whole_frame() -> None:
+    """Smoothing works on the tiles near an edge: there it equals the same smoothing
+    computed over every pixel; far from any edge the matte comes back bit for bit, and
+    the whole-frame computation would have changed it by less than a thousandth there."""
+    jitter = [0.8, -0.6, 0.7, -0.8, 0.6]
+    # sigmoid tails: never exactly 0 or 1, a little different on each frame
+    mattes = [_disc(60 + j, radius=22 + j / 2) * 0.999 + 0.0002 * (2 + j) for j in jitter]
+    guides = [_plate(_disc(60), 0)] * 5
+    out = dict(_run(temporal.TemporalSmoother(1.0), mattes, guides))
+    reference = _smoothed_everywhere(mattes, guides, 2)
+    got, given = out[2][0, 0], mattes[2][0, 0]
+    y, x = torch.meshgrid(torch.arange(H) + 0.5, torch.arange(W) + 0.5, indexing="ij")
+    distance = torch.sqrt((x - 60) ** 2 + (y - 48) ** 2)
+    near = (distance - 22).abs() < 4  # where the discs' edges chatter
+    assert float((got - reference)[near].abs().max()) < 1e-5
+    assert float((got - given)[near].abs().max()) > 0.05
+    far = distance > 22 + 2 + temporal.REACH + 2 * temporal.TILE
+    assert bool(far.any()) and torch.equal(got[far], given[far])
+    assert float((got - reference).abs().max()) < 1e-3
+
+
+def test_a_frame_of_edges_is_smoothed_whole() -> None:
+    """A matte soft everywhere (every tile in the band: more tiles than OpenCV's remap
+    takes in one column) is smoothed over the whole frame, wherever a neighbour differs."""
+    height, width = 720, 1280
+    g = torch.Generator().manual_seed(3)
+    soft = 0.25 + 0.5 * torch.rand(1, 1, height, width, generator=g)
+    plate = torch.rand(1, 3, height, width, generator=g)
+    assert (height // temporal.TILE) * (width // temporal.TILE) * (temporal.TILE + 4) > 32767
+    mattes = [soft, soft, (soft + 0.01).clamp(0, 1), soft, soft]
+    out = dict(_run(temporal.TemporalSmoother(1.0), mattes, [plate] * 5))
+    change = (out[2] - mattes[2])[0, 0]
+    assert bool((change < -1e-3).float().mean() > 0.9)  # pulled towards its neighbours nearly everywhere
+    assert float(change.abs().max()) <= 0.01 + 1e-6

@@ -18,11 +18,16 @@ counts where it can be trusted:
 A frame where the object is absent is returned as it came. Flow needs the plate (the
 guide); without one it is computed from the mattes themselves. The flow runs on the CPU
 (OpenCV); mattes from another device are moved there and back.
+
+Only the edge band is worked on (`_Band`: the tiles within REACH pixels of a pixel that is
+neither 0 nor 1): chatter lives at edges, and an object's edges are a few percent of a
+frame, so smoothing costs the edge's length rather than the frame's area.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import threading
 from collections import deque
 from concurrent.futures import Future
@@ -43,9 +48,10 @@ PHOTO_TOLERANCE = 12.0
 #: shape differs over an area.
 MATTE_TOLERANCE = 0.6
 DISAGREEMENT_WINDOW = 5
-#: Optical flow is computed at most this wide (plate pixels are averaged down to it):
-#: chatter is a pixel or two, the flow needs to be right to a fraction of an edge's ramp.
-FLOW_WIDTH = 960
+#: Optical flow is computed at most this wide (plate pixels are averaged down to it). DIS
+#: flow is sub-pixel, so a quarter of 1080p's width keeps the chatter cut of 960 (the
+#: matte quality benchmark: 60% and 75% at 480, 640 and 960) at a quarter of the cost.
+FLOW_WIDTH = 480
 #: The strength the issue's goal was measured at (benchmarks/matte_quality.py).
 DEFAULT_STRENGTH = 1.0
 
@@ -67,16 +73,15 @@ class _Frame:
 class _Pair:
     """How frame `other` moves onto frame `current`, from the plates alone (flow resolution)."""
 
-    fx: np.ndarray  # flow from current to other, x and y, (h, w) float32
-    fy: np.ndarray
-    trust: np.ndarray  # (h, w) float32: how well other's warped plate matches current's
+    motion: np.ndarray  # (h, w, 3) float32: flow from current to other (x, y), and trust:
+    # how well other's warped plate matches current's. One array, so one remap samples all three.
 
 
 class Motion:
     """What one pass's plates say about motion, shared by the smoothers of its objects.
 
     Every object of a pass is pushed with the same plate frames, so each frame's grey
-    picture and each pair's flow and plate trust (a third of a smoother's cost) are made
+    picture and each pair's flow and plate trust (half a smoother's cost on a short edge) are made
     once, not once per object. It keeps the few frames and pairs a window still needs.
     Without a plate the flow is the matte's own, so a smoother pushed without one never
     shares it. Thread-safe: smoothing jobs (`TemporalSmoother.push_later`) may run on
@@ -137,7 +142,7 @@ class Motion:
         gx, gy = _pixels(h, w)
         grey = cv2.remap(other.grey, gx + fx, gy + fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         photo = np.abs(grey.astype(np.float32) - current.grey.astype(np.float32))
-        return _Pair(fx, fy, 1.0 / (1.0 + (photo / PHOTO_TOLERANCE) ** 2))
+        return _Pair(np.dstack((fx, fy, 1.0 / (1.0 + (photo / PHOTO_TOLERANCE) ** 2))))
 
 
 def _grey(picture: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -215,35 +220,110 @@ class TemporalSmoother:
     def _smooth(self, current: _Frame, neighbours: tuple[_Frame, ...]) -> torch.Tensor:
         if not current.present:
             return current.matte
-        total = current.alpha.copy()
-        weights = np.ones_like(total)
-        for other in neighbours:
-            warped_alpha, trust = self._warp(current, other)
-            if trust.shape != total.shape:
-                trust = cv2.resize(trust, total.shape[::-1], interpolation=cv2.INTER_LINEAR)
-            disagreement = cv2.blur(np.abs(warped_alpha - current.alpha), (DISAGREEMENT_WINDOW, DISAGREEMENT_WINDOW))
-            agree = np.clip(2.0 - 2.0 * disagreement / MATTE_TOLERANCE, 0.0, 1.0)
-            w = trust * agree
-            total += w * warped_alpha
-            weights += w
-        mean = total / weights
-        smoothed = current.alpha + self.strength * (mean - current.alpha)
-        out = torch.from_numpy(np.clip(smoothed, 0.0, 1.0)).to(current.matte.device, current.matte.dtype)
+        smoothed = current.alpha
+        band = _Band(current.alpha, current.grey.shape)
+        if band.count and neighbours:
+            alpha = band.gather(current.alpha)
+            total, weights = alpha.copy(), np.ones_like(alpha)
+            for other in neighbours:
+                warped_alpha, trust = self._warp(band, current, other)
+                disagreement = cv2.blur(np.abs(warped_alpha - alpha), (DISAGREEMENT_WINDOW, DISAGREEMENT_WINDOW))
+                agree = np.clip(2.0 - 2.0 * disagreement / MATTE_TOLERANCE, 0.0, 1.0)
+                w = trust * agree
+                total += w * warped_alpha
+                weights += w
+            mean = total / weights
+            smoothed = band.scatter(np.clip(alpha + self.strength * (mean - alpha), 0.0, 1.0), current.alpha)
+        out = torch.from_numpy(np.ascontiguousarray(smoothed)).to(current.matte.device, current.matte.dtype)
         return out.view_as(current.matte)
 
-    def _warp(self, current: _Frame, other: _Frame) -> tuple[np.ndarray, np.ndarray]:
-        """`other`'s matte moved onto `current` along the flow from current to other (plate
-        resolution), and how far that move can be trusted (flow resolution)."""
+    def _warp(self, band: _Band, current: _Frame, other: _Frame) -> tuple[np.ndarray, np.ndarray]:
+        """`other`'s matte moved onto `current`'s band along the flow from current to other
+        (sampled up from flow resolution), and how far that move can be trusted."""
         pair = self._motion.pair(current, other)
         h, w = current.grey.shape
         height, width = current.alpha.shape
-        fx, fy, gx, gy = pair.fx, pair.fy, *_pixels(h, w)
-        if (h, w) != (height, width):
-            fx = cv2.resize(fx * (width / w), (width, height), interpolation=cv2.INTER_LINEAR)
-            fy = cv2.resize(fy * (height / h), (width, height), interpolation=cv2.INTER_LINEAR)
-            gx, gy = _pixels(height, width)
-        alpha = cv2.remap(other.alpha, gx + fx, gy + fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return alpha, pair.trust
+        motion = cv2.remap(pair.motion, *band.low, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        x, y = band.xy
+        fx, fy = motion[..., 0] * np.float32(width / w), motion[..., 1] * np.float32(height / h)
+        alpha = cv2.remap(other.alpha, x + fx, y + fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return alpha, np.ascontiguousarray(motion[..., 2])
+
+
+class _Band:
+    """Where a matte can chatter: the TILE² tiles that hold an edge (a pixel neither 0 nor
+    1 within FLAT, or both kinds) within REACH pixels, gathered side by side (a square-ish
+    grid of tiles, as OpenCV's remap takes at most 32767 rows) each with a margin of the
+    disagreement window's radius, so smoothing costs the edge's length rather than the
+    frame's area. Elsewhere the matte is flat and stays as it is: a neighbour's edge warped
+    there is more than REACH pixels from this frame's, which the disagreement test already
+    gives no weight (chatter moves an edge a pixel or two).
+    """
+
+    def __init__(self, alpha: np.ndarray, flow_shape: tuple[int, int]) -> None:
+        height, width = alpha.shape
+        self.shape = (height, width)
+        self.ty, self.tx = np.nonzero(_edge_tiles(alpha))
+        self.count = len(self.ty)
+        self.across = max(1, math.ceil(math.sqrt(self.count)))  # tiles per row of the packed grid
+        side = TILE + 2 * _MARGIN
+        grid = np.arange(side, dtype=np.float32) - _MARGIN
+        # plate coordinates of each tile and its margin, (count, side, side), packed in a grid
+        x = (self.tx[:, None, None].astype(np.float32) * TILE + grid[None, None, :]).repeat(side, axis=1)
+        y = (self.ty[:, None, None].astype(np.float32) * TILE + grid[None, :, None]).repeat(side, axis=2)
+        self.xy = self._pack(x), self._pack(y)
+        h, w = flow_shape  # the same points at flow resolution, as cv2.resize's INTER_LINEAR places them
+        self.low = (self.xy[0] + 0.5) * np.float32(w / width) - 0.5, (self.xy[1] + 0.5) * np.float32(h / height) - 0.5
+
+    def _pack(self, tiles: np.ndarray) -> np.ndarray:
+        """(count, side, side) → one (rows·side, across·side) picture; spare places repeat tile 0."""
+        side = tiles.shape[1]
+        rows = -(-self.count // self.across)
+        spare = rows * self.across - self.count
+        tiles = np.concatenate([tiles, np.repeat(tiles[:1], spare, axis=0)])
+        return np.ascontiguousarray(tiles.reshape(rows, self.across, side, side).transpose(0, 2, 1, 3).reshape(rows * side, -1))
+
+    def gather(self, alpha: np.ndarray) -> np.ndarray:
+        return cv2.remap(alpha, *self.xy, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+
+    def scatter(self, packed: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        """`alpha` with each tile's core (its margin left out) put in its place."""
+        side = TILE + 2 * _MARGIN
+        tiles = packed.reshape(-1, side, self.across, side).transpose(0, 2, 1, 3).reshape(-1, side, side)
+        cores = tiles[: self.count, _MARGIN : _MARGIN + TILE, _MARGIN : _MARGIN + TILE]
+        height, width = self.shape
+        rows, cols = -(-height // TILE), -(-width // TILE)
+        out = np.empty((rows * TILE, cols * TILE), np.float32)
+        out[:height, :width] = alpha
+        out.reshape(rows, TILE, cols, TILE).transpose(0, 2, 1, 3)[self.ty, self.tx] = cores
+        return out[:height, :width]
+
+
+#: Side of the tiles `_Band` smooths, in plate pixels.
+TILE = 16
+#: Pixels around an edge the band reaches: beyond chatter's pixel or two and the disagreement window.
+REACH = 4
+#: A matte value within this of 0 or 1 is flat (sigmoid tails never reach exactly 0 or 1).
+FLAT = 1.0 / 1024
+_MARGIN = DISAGREEMENT_WINDOW // 2
+
+
+def _edge_tiles(alpha: np.ndarray) -> np.ndarray:
+    """(tiles high, tiles wide) bool: the tiles with an edge pixel within REACH of them."""
+    code = (alpha > FLAT).view(np.uint8) + (alpha >= 1.0 - FLAT).view(np.uint8)  # 0 flat 0, 1 soft, 2 flat 1
+    kernel = np.ones((3, 3), np.uint8)  # a REACH² cell's neighbours: everything within REACH of it
+    high = _blocks(cv2.dilate(_blocks(code, REACH, np.maximum), kernel), TILE // REACH, np.maximum)
+    low = _blocks(cv2.erode(_blocks(code, REACH, np.minimum), kernel), TILE // REACH, np.minimum)
+    edge: np.ndarray = (high != low) | (high == 1)
+    return edge
+
+
+def _blocks(a: np.ndarray, n: int, op: np.ufunc) -> np.ndarray:
+    """`op` (maximum or minimum) over each n×n block of `a`, the last partial ones included."""
+    rows, cols = -(-a.shape[0] // n) * n, -(-a.shape[1] // n) * n
+    a = np.pad(a, ((0, rows - a.shape[0]), (0, cols - a.shape[1])), mode="edge")
+    a = functools.reduce(op, (a[:, k::n] for k in range(n)))
+    return functools.reduce(op, (a[k::n] for k in range(n)))
 
 
 @functools.lru_cache(maxsize=4)
