@@ -149,3 +149,23 @@ def test_only_the_band_changes_and_partial_blocks_are_refined() -> None:
     sure = refine.BAND_GAIN * raw * (1 - raw) <= refine.BAND_FLOOR
     assert torch.equal(refined[sure], raw[sure])
     assert _sad(refined, truth) < 0.5 * _sad(raw, truth)
+
+
+def test_a_strand_thinner_than_a_logit_cell_is_refined() -> None:
+    """A 1-pixel strand in 15-pixel logit cells (UHD against SAM 2's 256²) raises its
+    cell's logit by less than a hard edge's slope, but above both neighbours: a ridge,
+    which a soft edge never makes. Refinement takes it towards the plate (the faint
+    foreground estimate limits how far: docs/refine.md)."""
+    height, width = 96, 240
+    y, x = torch.meshgrid(torch.arange(height) + 0.5, torch.arange(width) + 0.5, indexing="ij")
+    truth = (1.0 - (x - 112.5).abs()).clamp(0, 1)[None, None]  # 1 px wide, in the middle of a cell
+    fg = torch.tensor([0.9, 0.55, 0.2]).view(1, 3, 1, 1)
+    bg = torch.tensor([0.2, 0.45, 0.25]).view(1, 3, 1, 1)
+    guide = truth * fg + (1 - truth) * bg
+    logits = torch.logit(F.interpolate(truth, size=(LOW, LOW), mode="area"), eps=1e-4)
+    rise = float(logits.max() - logits.min())
+    assert rise < refine.SOFT_SLOPE  # the slope gate alone would keep the raw smear
+    raw = refine.raw_matte(logits, height, width)
+    refined = refine.apply(logits, guide, MatteControls(), height, width)
+    assert _sad(refined, truth) < 0.95 * _sad(raw, truth)
+    assert float(refined[0, 0, :, 112].mean()) > 2 * float(raw[0, 0, :, 112].mean())  # the strand itself
