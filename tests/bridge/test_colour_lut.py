@@ -96,21 +96,42 @@ def test_torch_interpolation_is_ocio_evaluating_the_same_lut(colourspace: str) -
     assert np.abs(got - positions.t().numpy()).max() > 0.1  # the transform really ran
 
 
-@pytest.mark.parametrize("colourspace", ["ACEScg", "ARRI LogC4"])
+@pytest.mark.parametrize("colourspace", ["ACEScg", "ARRI LogC4", "Linear Rec.709 (sRGB)"])
 @pytest.mark.usefixtures("small_cube")
 def test_on_the_cpu_ocio_applies_what_torch_applies_on_a_device(colourspace: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`apply` on the CPU runs OCIO's Lut3D renderer; other devices run `lookup` in torch."""
+    """`apply` on the CPU runs shaper and cube in OCIO; other devices run them in torch.
+
+    Within 2e-6 (float32 rounding, 0.0005/255): both take scene-linear values at half
+    precision, else they would differ by up to 0.11/255; OCIO resampling the shaper into
+    the cube would differ by far more. Linear Rec.709 has a leading matrix.
+    """
     baked = ColourPipeline(colourspace).lut
-    assert baked is not None
+    assert baked is not None and (baked.matrix is not None) == (colourspace == "Linear Rec.709 (sRGB)")
     rgb = torch.randn(3, 40, 50, generator=torch.Generator().manual_seed(2)) * 4.0
-    rgb[:, 0, :4] = torch.tensor([float("nan"), float("inf"), -float("inf"), 1e6])
-    got = baked.apply(rgb.clone())
-    assert baked._cpu is not None  # OCIO's renderer ran
-    monkeypatch.setattr(baked, "_cpu_lookup", baked.lookup)  # the path every other device takes
+    rgb[:, 1] = torch.logspace(-9, 2.2, 50)  # denormal halves to beyond the grid's 128
+    rgb[:, 0, :6] = torch.tensor([float("nan"), float("inf"), -float("inf"), 1e6, -1e6, 70000.0])
+    rgb[:, 2, :3] = torch.tensor([[float("nan"), 0.5, 0.5], [float("inf"), -float("inf"), 0.1], [6e-8, -6e-8, 0.0]]).t()
+    packed = rgb.permute(1, 2, 0).contiguous().permute(2, 0, 1)  # a planar view of packed pixels, as colour passes
+    got = baked.apply(packed)
+    assert baked._cpu is not None  # OCIO's processor ran
+    torch.testing.assert_close(baked.apply(rgb.clone()), got, rtol=0.0, atol=0.0)  # either layout
+    monkeypatch.setattr(baked, "_cpu_apply", baked._torch_apply)  # the path every other device takes
     device_path = baked.apply(rgb.clone())
-    assert got.shape == rgb.shape and got.dtype == torch.float32
-    np.testing.assert_allclose(got.numpy(), device_path.numpy(), atol=2e-6)
-    assert got.std() > 0.1
+    assert got.shape == rgb.shape and got.dtype == torch.float32 and got.is_contiguous()
+    np.testing.assert_allclose(got.numpy(), device_path.numpy(), rtol=0.0, atol=2e-6)
+    assert got.std() > 0.1 and torch.isfinite(got).all()
+
+
+def test_the_shaper_takes_scene_linear_values_at_half_precision() -> None:
+    """What lets OCIO look the shaper up per half on the CPU: every device rounds to half first."""
+    shaper = luts.Shaper.for_encoding("scene-linear", 129, floor=0.0)
+    values = torch.tensor([0.18, 0.18 + 2e-5, 3.0, 3.0 + 4e-4])
+    positions = shaper.forward(values)
+    assert positions[0] == positions[1] and positions[2] == positions[3]
+    table = torch.from_numpy(shaper.half_table())
+    assert torch.equal(positions, table[values.to(torch.float16).view(torch.int16).long() & 0xFFFF])
+    log = luts.Shaper.for_encoding("log", 129).forward(values * 0.2)
+    assert log[0] != log[1]  # code values are not rounded: the CPU applies no table to them
 
 
 def test_highlights_and_negatives_survive() -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rotobridge.bridge.plate import PlateInfo, Window, open_plate
+from rotobridge.bridge.plate import PlateInfo, Window, crop_to_display, open_plate
 from rotobridge.errors import MissingFrameError, PlateError
 
 from .plates import (
@@ -194,6 +194,49 @@ def test_display_window_offset(tmp_path: Path) -> None:
         pixels = plate.read(1001)
     np.testing.assert_array_equal(pixels[20:, 10:], expected_pixels(1001, (10, 20, W - 10, H - 20), dtype="half"))
     assert not pixels[:20].any() and not pixels[:, :10].any()
+
+
+def _crop_by_numpy(pixels: np.ndarray, data: Window, display: Window, dtype: type[np.generic]) -> np.ndarray:
+    out = np.zeros((display.height, display.width, pixels.shape[2]), dtype)
+    for y in range(data.height):
+        for x in range(data.width):
+            if 0 <= data.y + y - display.y < display.height and 0 <= data.x + x - display.x < display.width:
+                out[data.y + y - display.y, data.x + x - display.x] = pixels[y, x]
+    return out
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        Window(-3, -2, 15, 12),  # overscan all round: every display pixel written, none zeroed first
+        Window(2, 1, 5, 4),  # inside: the rest is 0
+        Window(-4, 3, 6, 9),  # across one corner
+        Window(20, 20, 4, 4),  # outside: all 0
+        Window(0, 0, 9, 8),  # the display window itself
+    ],
+)
+@pytest.mark.parametrize("layout", ["contiguous", "read-only", "reversed", "channel subset"])
+@pytest.mark.parametrize(("source", "target"), [(np.float16, np.float32), (np.float32, np.float32), (np.uint8, None)])
+def test_crop_to_display_places_and_converts_exactly(
+    data: Window, layout: str, source: type[np.generic], target: type[np.generic] | None
+) -> None:
+    """Torch converts half to float32 in the crop where it can, numpy elsewhere: the same values."""
+    display = Window(0, 0, 9, 8)
+    rng = np.random.default_rng(3)
+    values = rng.normal(0.0, 8.0, (data.height, data.width, 4))
+    values[0, 0, :3] = [np.nan, np.inf, -np.inf]
+    pixels = values.astype(source) if source != np.uint8 else rng.integers(0, 256, values.shape, np.uint8)
+    if layout == "read-only":
+        pixels.flags.writeable = False
+    elif layout == "reversed":
+        pixels = pixels[::-1, ::-1]
+    elif layout == "channel subset":
+        pixels = pixels[..., 1:]  # strided, as a layer's channels can be
+    pixels = pixels[..., :3]
+    got = crop_to_display(pixels, data, display, target)
+    want = _crop_by_numpy(pixels, data, display, target or source)
+    assert got.dtype == want.dtype and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, want)
 
 
 def test_a_later_frame_with_another_display_window_fails_naming_it(tmp_path: Path) -> None:

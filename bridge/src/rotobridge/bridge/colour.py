@@ -11,9 +11,9 @@ the roots, and so must every file it can make OCIO read (its search paths and ea
 FileTransform's LUT), checked before OCIO builds anything. A config that does not load is
 reported without OCIO's message, which can quote the file.
 
-Scene-referred plates go through the view as a baked shaper + 3D LUT (`lut.py`), in
-torch on the device the caller names: the exact OCIO CPU processor costs ~0.5 s per
-1024² frame, fifty times a small model's GPU frame. `exact=True` (recipe
+Scene-referred plates go through the view as a baked shaper + 3D LUT (`lut.py`) on the
+device the caller names (torch there, OCIO on the CPU): the exact OCIO CPU processor
+costs ~0.5 s per 1024² frame, fifty times a small model's GPU frame. `exact=True` (recipe
 `colour.exact`) keeps the exact processor, the reference the LUT is measured against.
 """
 
@@ -284,8 +284,9 @@ class ColourPipeline:
         lut = self.lut
         if lut is None:
             return torch.from_numpy(self._display_float(pixels, width, height)).permute(2, 0, 1).to(device)
+        # a planar view of the packed pixels: OCIO reads them packed on the CPU, torch copies as it needs
         planar = torch.from_numpy(self._resized(pixels, width, height)).to(device).permute(2, 0, 1)
-        return lut.apply(planar.contiguous())
+        return lut.apply(planar)
 
     def _display_float(self, pixels: np.ndarray, width: int, height: int) -> np.ndarray:
         """Resize first, then OCIO's exact display/view processor, so it runs at output size."""
