@@ -218,11 +218,11 @@ class TemporalSmoother:
         return _Frame(frame, matte, alpha, grey, bool((alpha > 0.5).any()), shared=guide is not None)
 
     def _smooth(self, current: _Frame, neighbours: tuple[_Frame, ...]) -> torch.Tensor:
-        if not current.present:
+        if not (current.present and neighbours):
             return current.matte
         smoothed = current.alpha
         band = _Band(current.alpha, current.grey.shape)
-        if band.count and neighbours:
+        if band.count:
             alpha = band.gather(current.alpha)
             total, weights = alpha.copy(), np.ones_like(alpha)
             for other in neighbours:
