@@ -72,6 +72,8 @@ class Figures:
     load: str = ""
     #: seconds of one-off set-up outside the timed run (the view LUT's bake, once per process)
     setup_s: float = 0.0
+    #: OpenImageIO alone, CPU ms per frame: [read this case's plate frames, write its mattes]
+    library: list[float] = field(default_factory=lambda: [0.0, 0.0])
 
     @property
     def core_ms_without_colour(self) -> float:
@@ -338,6 +340,7 @@ def run_case(case: Case, args: argparse.Namespace) -> Figures:
         job.close()
     assert result.complete and not result.untracked, "every frame must be tracked and written"
     n = len(result.written)
+    plate = recipe.plate.path
     figures = Figures(
         case=case,
         rotobridge=str(Path(rotobridge.bridge.__file__).resolve().parents[4]),
@@ -347,8 +350,46 @@ def run_case(case: Case, args: argparse.Namespace) -> Figures:
         stages={s: [1000 * stages.wall[s] / n, 1000 * stages.cpu[s] / n] for s in STAGES},
         load=os.getloadavg().__repr__(),
         setup_s=setup,
+        library=library_floor([frame_path(plate, f) for f in result.written], list(result.written.values()), work),
     )
     return figures
+
+
+def frame_path(pattern: str, frame: int) -> str:
+    return pattern.replace("####", f"{frame:04d}")
+
+
+def library_floor(plates: list[str], mattes: list[str], work: Path) -> list[float]:
+    """What OpenImageIO alone costs per frame, one thread: reading the plate frames as
+    plate.py does (RGB as stored, half) and writing the mattes the render wrote (read back
+    first, untimed; same spec, same compression). No render can cost less than their sum,
+    however fast rotobridge's own work: it is the floor the CPU goal stands on."""
+    import OpenImageIO as oiio
+
+    threads = oiio.get_int_attribute("threads"), oiio.get_int_attribute("exr_threads")
+    oiio.attribute("threads", 1)
+    oiio.attribute("exr_threads", 1)
+    try:
+        cpu = time.process_time()
+        for path in plates:
+            image = oiio.ImageInput.open(path)
+            assert image is not None and image.read_image(0, 0, 0, 3, oiio.HALF) is not None, oiio.geterror()
+            image.close()
+        read = time.process_time() - cpu
+        write, out = 0.0, str(work / "floor.exr")
+        for path in mattes:
+            image = oiio.ImageInput.open(path)
+            assert image is not None, oiio.geterror()
+            spec, pixels = image.spec(), image.read_image(oiio.HALF)
+            image.close()
+            cpu = time.process_time()
+            output = oiio.ImageOutput.create(out)
+            assert output.open(out, spec) and output.write_image(pixels) and output.close(), oiio.geterror()
+            write += time.process_time() - cpu
+    finally:
+        oiio.attribute("threads", threads[0])
+        oiio.attribute("exr_threads", threads[1])
+    return [1000 * read / max(1, len(plates)), 1000 * write / max(1, len(mattes))]
 
 
 def baseline(tree: Path, cases: list[Case], args: argparse.Namespace) -> list[Figures]:
@@ -385,6 +426,11 @@ def report(figures: Figures, before: Figures | None) -> None:
     if figures.setup_s >= 0.01 or (before is not None and before.setup_s >= 0.01):
         was = f"{before.setup_s:.2f} -> " if before is not None else ""
         print(f"    one-off, not in the figures above: view LUT bake {was}{figures.setup_s:.2f} CPU s (once per process)")
+    read, write = figures.library
+    print(
+        f"    OpenImageIO alone, one thread: read plate {read:.1f} + write mattes {write:.1f} = {read + write:.1f} "
+        f"core-ms/frame (the floor); rotobridge's own {figures.core_ms - read - write:.1f}"
+    )
     for stage in STAGES:
         wall, cpu = figures.stages[stage]
         line = f"    {stage:9s} {wall:7.1f} ms/frame (own CPU {cpu:6.1f})"
