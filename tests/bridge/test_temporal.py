@@ -146,10 +146,10 @@ def test_bad_strength_and_changing_size_are_refused() -> None:
 
 
 class _CountingFlow:
-    """OpenCV's DIS flow, counting its calls."""
+    """The module's DIS flow, counting its calls."""
 
     def __init__(self) -> None:
-        self.dis = cv2.DISOpticalFlow.create(cv2.DISOpticalFlow_PRESET_FAST)
+        self.dis = temporal.Motion().new_flow()
         self.calls = 0
 
     def calc(self, *args: Any) -> Any:
@@ -193,7 +193,7 @@ def _smoothed_everywhere(mattes: list[torch.Tensor], guides: list[torch.Tensor],
     """Frame t smoothed as the module's docstring defines it, over every pixel of the frame
     (the reference the edge band is held to): DIS flow at plate size, each neighbour warped
     along it, weighted by plate trust and matte agreement."""
-    dis = cv2.DISOpticalFlow.create(cv2.DISOpticalFlow_PRESET_FAST)
+    dis = temporal.Motion().new_flow()
     grey = [(g[0].mean(0).numpy() * 255 + 0.5).clip(0, 255).astype("uint8") for g in guides]
     alpha = [m[0, 0].numpy() for m in mattes]
     gy, gx = torch.meshgrid(torch.arange(H, dtype=torch.float32), torch.arange(W, dtype=torch.float32), indexing="ij")
