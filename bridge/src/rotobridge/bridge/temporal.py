@@ -153,13 +153,14 @@ class Motion:
 
 def _grey(picture: np.ndarray, width: int, height: int) -> np.ndarray:
     """An (H, W) matte or a (3, H, W) plate as uint8 grey at flow resolution (a plate's
-    channels are averaged after the resize: the same mean, on a far fewer pixels)."""
+    channels are averaged after the resize: the same mean, over far fewer pixels)."""
     planes = picture.reshape(-1, height, width)
     scale = min(1.0, FLOW_WIDTH / width)
     if scale < 1:
         size = (round(width * scale), round(height * scale))
         planes = np.stack([cv2.resize(plane, size, interpolation=cv2.INTER_AREA) for plane in planes])
-    return np.clip(planes.mean(0) * 255 + 0.5, 0, 255).astype(np.uint8)
+    grey: np.ndarray = np.clip(planes.mean(0) * 255 + 0.5, 0, 255).astype(np.uint8)
+    return grey
 
 
 class TemporalSmoother:
