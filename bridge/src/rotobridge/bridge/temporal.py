@@ -73,8 +73,8 @@ class _Frame:
 class _Pair:
     """How frame `other` moves onto frame `current`, from the plates alone (flow resolution)."""
 
-    motion: np.ndarray  # (h, w, 3) float32: flow from current to other (x, y), and trust:
-    # how well other's warped plate matches current's. One array, so one remap samples all three.
+    motion: np.ndarray  # (h, w, 3) float32: flow from current to other (x, y, in plate pixels),
+    # and trust: how well other's warped plate matches current's. One array, so one remap samples all three.
 
 
 class Motion:
@@ -148,7 +148,9 @@ class Motion:
         gx, gy = _pixels(h, w)
         grey = cv2.remap(other.grey, gx + fx, gy + fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         photo = np.abs(grey.astype(np.float32) - current.grey.astype(np.float32))
-        return _Pair(np.dstack((fx, fy, 1.0 / (1.0 + (photo / PHOTO_TOLERANCE) ** 2))))
+        height, width = current.alpha.shape
+        trust = 1.0 / (1.0 + (photo / PHOTO_TOLERANCE) ** 2)
+        return _Pair(cv2.merge((fx * np.float32(width / w), fy * np.float32(height / h), trust)))
 
 
 def _grey(picture: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -237,12 +239,12 @@ class TemporalSmoother:
             alpha = band.gather(current.alpha)
             total, weights = alpha.copy(), np.ones_like(alpha)
             for other in neighbours:
-                warped_alpha, trust = self._warp(band, current, other)
-                disagreement = cv2.blur(np.abs(warped_alpha - alpha), (DISAGREEMENT_WINDOW, DISAGREEMENT_WINDOW))
-                agree = np.clip(2.0 - 2.0 * disagreement / MATTE_TOLERANCE, 0.0, 1.0)
-                w = trust * agree
-                total += w * warped_alpha
+                warped_alpha, w = self._warp(band, current, other)
+                disagreement = cv2.blur(cv2.absdiff(warped_alpha, alpha), (DISAGREEMENT_WINDOW, DISAGREEMENT_WINDOW))
+                # w = trust · agreement, the agreement 1 below MATTE_TOLERANCE / 2 falling to 0 at it
+                w *= np.clip(2.0 - disagreement * np.float32(2.0 / MATTE_TOLERANCE), 0.0, 1.0)
                 weights += w
+                total += w * warped_alpha
             mean = total / weights
             smoothed = band.scatter(np.clip(alpha + self.strength * (mean - alpha), 0.0, 1.0), current.alpha)
         out = torch.from_numpy(np.ascontiguousarray(smoothed)).to(current.matte.device, current.matte.dtype)
@@ -254,13 +256,10 @@ class TemporalSmoother:
         interpolating it, and the same warp to 0.3% at a turning object's outline, by the
         flow check in benchmarks/matte_quality.py), and how far that move can be trusted."""
         pair = self._motion.pair(current, other)
-        h, w = current.grey.shape
-        height, width = current.alpha.shape
-        motion = cv2.remap(pair.motion, *band.low, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+        fx, fy, trust = cv2.split(cv2.remap(pair.motion, *band.low, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE))
         x, y = band.xy
-        fx, fy = motion[..., 0] * np.float32(width / w), motion[..., 1] * np.float32(height / h)
-        alpha = cv2.remap(other.alpha, x + fx, y + fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return alpha, np.ascontiguousarray(motion[..., 2])
+        alpha = cv2.remap(other.alpha, cv2.add(x, fx), cv2.add(y, fy), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return alpha, trust
 
 
 class _Band:
