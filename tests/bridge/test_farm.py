@@ -21,23 +21,14 @@ from rotobridge.bridge.mattes import read_matte
 from rotobridge import errors
 from rotobridge.errors import FarmError
 
-from ..conftest import SMALL_SIZE, TINY_CONFIG
+from .recipes import car, write_recipe
 from .plates import write_sequence
 
 BIN = Path(sys.executable).parent
 
 
 def _recipe(path: Path, checkpoint: Path, plate: str, frames: str, out: Path, prompt: int, **extra: Any) -> Path:
-    data: dict[str, Any] = {
-        "rotobridge_recipe": 1,
-        "plate": {"path": plate, "frames": frames, "colourspace": "ACEScg"},
-        "model": {"config": TINY_CONFIG, "checkpoint": str(checkpoint), "overrides": SMALL_SIZE},
-        "objects": [{"id": 1, "name": "car", "prompts": [{"frame": prompt, "points": [[20, 20]], "labels": [1]}]}],
-        "output": {"path": str(out / "m.####.exr")},
-        **extra,
-    }
-    path.write_text(json.dumps(data))
-    return path
+    return write_recipe(path, checkpoint, plate, frames, out, objects=[car(prompt)], **extra)
 
 
 def test_openjd_job_of_a_60_frame_shot_runs_in_chained_chunks_bit_identical_to_one_render(

@@ -19,7 +19,7 @@ from rotobridge.bridge.plate import Window, open_plate
 from rotobridge.controls import UNCHANGED, MatteControls
 from rotobridge.errors import OutputError
 
-from ..conftest import SMALL_SIZE, TINY_CONFIG
+from .recipes import car, person, write_recipe
 from .plates import write_sequence
 
 OBJECTS = [(2, "person"), (1, "car")]
@@ -138,21 +138,8 @@ def test_extra_layers_are_named_written_and_defined(tmp_path: Path) -> None:
 
 
 def _recipe(tmp: Path, checkpoint: Path, plate: str, out: str, **changes: Any) -> Path:
-    data: dict[str, Any] = {
-        "rotobridge_recipe": 2,
-        "plate": {"path": plate, "frames": "1001-1003", "colourspace": ACES},
-        "model": {"config": TINY_CONFIG, "checkpoint": str(checkpoint), "overrides": SMALL_SIZE},
-        "objects": [
-            {"id": 1, "name": "car", "prompts": [{"frame": 1001, "points": [[20, 20]], "labels": [1]}]},
-            {"id": 7, "name": "person", "prompts": [{"frame": 1001, "box": [30, 10, 60, 40]}]},
-        ],
-        "output": {"path": str(tmp / out / "m.####.exr")},
-    }
-    for key, value in changes.items():
-        data[key] = {**data[key], **value} if key == "output" else value
-    path = tmp / f"{out}.json"
-    path.write_text(json.dumps(data))
-    return path
+    return write_recipe(tmp / f"{out}.json", checkpoint, plate, "1001-1003", tmp / out,
+                        objects=[car(1001), person(1001)], version=2, colourspace=ACES, **changes)
 
 
 def test_a_render_with_controls_is_the_function_on_the_same_logits(

@@ -25,27 +25,17 @@ from rotobridge.bridge.model import build
 from rotobridge.errors import ModelError
 
 from ..conftest import SMALL_SIZE, TINY_CONFIG
+from .recipes import car, person, write_recipe
 from .plates import write_movie, write_sequence
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _recipe(tmp: Path, checkpoint: Path, plate_path: str, frames: str, colourspace: str, **extra: Any) -> Path:
-    data: dict[str, Any] = {
-        "rotobridge_recipe": 1,
-        "plate": {"path": plate_path, "frames": frames, "colourspace": colourspace},
-        "model": {"config": TINY_CONFIG, "checkpoint": str(checkpoint), "overrides": SMALL_SIZE},
-        "objects": [
-            {"id": 1, "name": "car", "prompts": [{"frame": int(frames.split("-")[0]), "points": [[20, 20]], "labels": [1]}]},
-            {"id": 7, "name": "person", "prompts": [{"frame": int(frames.split("-")[0]), "box": [30, 10, 60, 40]}]},
-        ],
-        "output": {"path": str(tmp / "mattes" / "m.####.exr")},
-    }
-    for key, value in extra.items():
-        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
-    path = tmp / "recipe.json"
-    path.write_text(json.dumps(data))
-    return path
+    first = int(frames.split("-")[0])
+    objects = extra.pop("objects", [car(first), person(first)])
+    return write_recipe(tmp / "recipe.json", checkpoint, plate_path, frames, tmp / "mattes",
+                        objects=objects, colourspace=colourspace, **extra)
 
 
 def _mattes(tmp: Path, hidden: bool = False) -> list[str]:

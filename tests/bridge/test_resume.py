@@ -26,6 +26,7 @@ from rotobridge.bridge.mattes import read_matte
 from rotobridge.errors import MatteExistsError, StoppedError
 
 from ..conftest import SMALL_SIZE, TINY_CONFIG
+from .recipes import write_recipe
 from .plates import write_sequence
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,17 +34,7 @@ FRAMES = range(1001, 1013)
 
 
 def _recipe(tmp: Path, checkpoint: Path, plate: str, out: str, **extra: Any) -> Path:
-    data: dict[str, Any] = {
-        "rotobridge_recipe": 1,
-        "plate": {"path": plate, "frames": f"{FRAMES[0]}-{FRAMES[-1]}", "colourspace": "ACEScg"},
-        "model": {"config": TINY_CONFIG, "checkpoint": str(checkpoint), "overrides": SMALL_SIZE},
-        "objects": [{"id": 1, "name": "car", "prompts": [{"frame": 1001, "points": [[20, 20]], "labels": [1]}]}],
-        "output": {"path": str(tmp / out / "m.####.exr")},
-        **extra,
-    }
-    path = tmp / f"{out}.json"
-    path.write_text(json.dumps(data))
-    return path
+    return write_recipe(tmp / f"{out}.json", checkpoint, plate, f"{FRAMES[0]}-{FRAMES[-1]}", tmp / out, **extra)
 
 
 def _files(folder: Path) -> list[str]:
