@@ -169,3 +169,42 @@ def test_a_strand_thinner_than_a_logit_cell_is_refined() -> None:
     refined = refine.apply(logits, guide, MatteControls(), height, width)
     assert _sad(refined, truth) < 0.95 * _sad(raw, truth)
     assert float(refined[0, 0, :, 112].mean()) > 2 * float(raw[0, 0, :, 112].mean())  # the strand itself
+
+
+# --- the CPU's OpenCV paths equal the torch operations other devices run ----------------
+
+
+@pytest.mark.parametrize(("ry", "rx"), [(1, 1), (2, 5), (0, 3)])
+def test_dilation_on_the_cpu_is_max_pooling_bit_for_bit(ry: int, rx: int) -> None:
+    """Border pixels included: outside the image counts as nothing (max pooling's -inf, so
+    negative values show a border of 0 or of +inf)."""
+    x = torch.rand(1, 1, 37, 53, generator=torch.Generator().manual_seed(ry * 10 + rx)) - 0.5
+    x[0, 0, 0, 0] = 2.0  # a corner maximum spreads inwards only
+    expected = F.max_pool2d(x, (2 * ry + 1, 2 * rx + 1), stride=1, padding=(ry, rx))
+    assert torch.equal(refine._dilate(x, ry, rx), expected)
+
+
+def test_blur_on_the_cpu_is_the_separable_convolution() -> None:
+    x = torch.rand(1, 1, 41, 67, generator=torch.Generator().manual_seed(2))
+    kernel = torch.tensor([0.05, 0.25, 0.4, 0.25, 0.05])
+    r = 2
+    expected = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
+    expected = F.conv2d(F.pad(expected, (0, 0, r, r), mode="replicate"), kernel.view(1, 1, -1, 1))
+    torch.testing.assert_close(refine._blur(x, kernel), expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize(("height", "width"), [(48, 72), (50, 75)])  # whole blocks; partial ones at the far edges
+def test_downsample_on_the_cpu_is_average_pooling(height: int, width: int) -> None:
+    x = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(3))
+    padded = F.pad(x, (0, -width % 6, 0, -height % 6), mode="replicate")
+    torch.testing.assert_close(refine._downsample(x, 6), F.avg_pool2d(padded, 6), atol=1e-6, rtol=0)
+
+
+def test_despeckles_small_components_are_those_connected_components_measures() -> None:
+    from rotobridge.bridge.holes import connected_components, small_components
+
+    mask = torch.rand(1, 1, 60, 90, generator=torch.Generator().manual_seed(4)) > 0.6
+    _, areas = connected_components(mask)
+    small = small_components(mask, 5)
+    assert small is not None and torch.equal(small, (areas > 0) & (areas < 5))
+    assert small_components(torch.zeros(1, 1, 8, 8, dtype=torch.bool), 5) is None

@@ -47,6 +47,23 @@ def connected_components(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return torch.from_numpy(labels).to(mask.device), torch.from_numpy(areas).to(mask.device)
 
 
+def small_components(mask: torch.Tensor, below: int) -> torch.Tensor | None:
+    """The pixels of `mask`'s 8-connected components of fewer than `below` pixels, for a
+    (…, H, W) bool mask (despeckle's islands and holes, at plate size: one lookup per pixel,
+    not `connected_components`' per-pixel areas); same shape and device. None if there
+    are none."""
+    planes = mask.detach().to("cpu", torch.uint8).reshape(-1, *mask.shape[-2:]).numpy()
+    out = np.zeros(planes.shape, bool)
+    found = False
+    for i, plane in enumerate(planes):
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(np.ascontiguousarray(plane), connectivity=8, ltype=cv2.CV_32S)
+        small = stats[:, cv2.CC_STAT_AREA] < below
+        small[0] = False  # label 0: the pixels outside the mask
+        if small.any():
+            out[i], found = small[labels], True
+    return torch.from_numpy(out).view(mask.shape).to(mask.device) if found else None
+
+
 def fill_holes(scores: torch.Tensor, max_area: int) -> torch.Tensor:
     """Mask scores with holes of area <= `max_area` set to HOLE_SCORE, as sam2 defines it."""
     if max_area <= 0:
