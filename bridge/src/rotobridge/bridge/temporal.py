@@ -73,8 +73,10 @@ class _Frame:
 class _Pair:
     """How frame `other` moves onto frame `current`, from the plates alone (flow resolution)."""
 
-    motion: np.ndarray  # (h, w, 3) float32: flow from current to other (x, y, in plate pixels),
-    # and trust: how well other's warped plate matches current's. One array, so one remap samples all three.
+    #: (h, w) float32 planes: the flow from current to other (x, y, in plate pixels) and the
+    #: trust, how well other's warped plate matches current's. Separate planes: OpenCV
+    #: samples three of them faster than one three-channel picture it then has to split.
+    motion: tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 class Motion:
@@ -150,7 +152,7 @@ class Motion:
         photo = np.abs(grey.astype(np.float32) - current.grey.astype(np.float32))
         height, width = current.alpha.shape
         trust = 1.0 / (1.0 + (photo / PHOTO_TOLERANCE) ** 2)
-        return _Pair(cv2.merge((fx * np.float32(width / w), fy * np.float32(height / h), trust)))
+        return _Pair((fx * np.float32(width / w), fy * np.float32(height / h), trust.astype(np.float32)))
 
 
 def _grey(picture: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -256,7 +258,7 @@ class TemporalSmoother:
         interpolating it, and the same warp to 0.3% at a turning object's outline, by the
         flow check in benchmarks/matte_quality.py), and how far that move can be trusted."""
         pair = self._motion.pair(current, other)
-        fx, fy, trust = cv2.split(cv2.remap(pair.motion, *band.low, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE))
+        fx, fy, trust = (cv2.remap(plane, *band.low, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE) for plane in pair.motion)
         x, y = band.xy
         alpha = cv2.remap(other.alpha, cv2.add(x, fx), cv2.add(y, fy), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return alpha, trust
