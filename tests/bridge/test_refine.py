@@ -208,3 +208,12 @@ def test_despeckles_small_components_are_those_connected_components_measures() -
     small = small_components(mask, 5)
     assert small is not None and torch.equal(small, (areas > 0) & (areas < 5))
     assert small_components(torch.zeros(1, 1, 8, 8, dtype=torch.bool), 5) is None
+
+
+def test_the_cpu_paths_take_views_of_larger_tensors() -> None:
+    """A matte cut out of a bigger tensor (not contiguous) is dilated and blurred as a copy of it is."""
+    big = torch.rand(1, 1, 40, 90, generator=torch.Generator().manual_seed(5))
+    view, copy = big[..., 5:35, 10:70], big[..., 5:35, 10:70].contiguous()
+    assert not view.is_contiguous()
+    assert torch.equal(refine._dilate(view, 2, 2), refine._dilate(copy, 2, 2))
+    assert torch.equal(refine.feather(view, 1.5), refine.feather(copy, 1.5))
