@@ -308,7 +308,7 @@ def main() -> None:
 
     for height, width in sizes:
         plate = plates(height, width, only=("strands",))[0]  # the widest band
-        logits, guide = logits_from_truth(plate.truth), plate.image[None]
+        logits = logits_from_truth(plate.truth)
         with torch.inference_mode():
             up = timed(lambda: refine.raw_matte(logits, height, width), args.repeat)
         print(
