@@ -335,12 +335,12 @@ def run_case(case: Case, args: argparse.Namespace) -> Figures:
         cpu, wall = time.process_time(), time.perf_counter()
         result = render.run(job, loaded, overwrite=True)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        plates = [job.plate.path(f) for f in result.written]
     finally:
         restore(undo)
         job.close()
     assert result.complete and not result.untracked, "every frame must be tracked and written"
     n = len(result.written)
-    plate = recipe.plate.path
     figures = Figures(
         case=case,
         rotobridge=str(Path(rotobridge.bridge.__file__).resolve().parents[4]),
@@ -350,13 +350,9 @@ def run_case(case: Case, args: argparse.Namespace) -> Figures:
         stages={s: [1000 * stages.wall[s] / n, 1000 * stages.cpu[s] / n] for s in STAGES},
         load=os.getloadavg().__repr__(),
         setup_s=setup,
-        library=library_floor([frame_path(plate, f) for f in result.written], list(result.written.values()), work),
+        library=library_floor(plates, list(result.written.values()), work),
     )
     return figures
-
-
-def frame_path(pattern: str, frame: int) -> str:
-    return pattern.replace("####", f"{frame:04d}")
 
 
 def library_floor(plates: list[str], mattes: list[str], work: Path) -> list[float]:
