@@ -37,14 +37,19 @@ def connected_components(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     labels = np.zeros(planes.shape, np.int32)
     areas = np.zeros(planes.shape, np.int32)
     for i in range(planes.shape[0]):
-        _, lab, stats, _ = cv2.connectedComponentsWithStats(
-            np.ascontiguousarray(planes[i, 0]), connectivity=8, ltype=cv2.CV_32S
-        )
-        area = stats[:, cv2.CC_STAT_AREA].astype(np.int32)
-        area[0] = 0  # OpenCV's label 0 is the zero pixels: sam2's "no component"
+        lab, area = _label(planes[i, 0])
         labels[i, 0] = lab
         areas[i, 0] = area[lab]
     return torch.from_numpy(labels).to(mask.device), torch.from_numpy(areas).to(mask.device)
+
+
+def _label(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """OpenCV's 8-connected labels of a uint8 (H, W) plane's nonzero pixels, and each
+    label's area (int32); label 0, the zero pixels, has area 0: sam2's "no component"."""
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(np.ascontiguousarray(plane), connectivity=8, ltype=cv2.CV_32S)
+    area = stats[:, cv2.CC_STAT_AREA].astype(np.int32)
+    area[0] = 0
+    return labels, area
 
 
 def small_components(mask: torch.Tensor, below: int) -> torch.Tensor | None:
@@ -56,9 +61,8 @@ def small_components(mask: torch.Tensor, below: int) -> torch.Tensor | None:
     out = np.zeros(planes.shape, bool)
     found = False
     for i, plane in enumerate(planes):
-        _, labels, stats, _ = cv2.connectedComponentsWithStats(np.ascontiguousarray(plane), connectivity=8, ltype=cv2.CV_32S)
-        small = stats[:, cv2.CC_STAT_AREA] < below
-        small[0] = False  # label 0: the pixels outside the mask
+        labels, area = _label(plane)
+        small = (area > 0) & (area < below)
         if small.any():
             out[i], found = small[labels], True
     return torch.from_numpy(out).view(mask.shape).to(mask.device) if found else None
