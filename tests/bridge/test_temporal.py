@@ -87,6 +87,15 @@ def test_an_absent_object_stays_empty() -> None:
     assert all(torch.equal(m, empty) for _, m in out)
 
 
+def test_an_object_filling_the_frame_has_no_edge_and_comes_back_as_it_is() -> None:
+    """No edge band to smooth (every pixel solid), next to frames that have one."""
+    full = torch.ones(1, 1, H, W)
+    mattes = [_disc(60), full, full, full, _disc(60)]
+    out = _run(temporal.TemporalSmoother(1.0), mattes, [_plate(m, 0) for m in mattes])
+    assert [f for f, _ in out] == [0, 1, 2, 3, 4]
+    assert all(torch.equal(out[t][1], full) for t in (1, 2, 3))
+
+
 def test_an_object_that_just_appeared_is_not_faded_in() -> None:
     empty = torch.zeros(1, 1, H, W)
     mattes = [empty, empty, _disc(60), _disc(60), _disc(60)]

@@ -280,22 +280,26 @@ class _Band:
         self.ty, self.tx = np.nonzero(_edge_tiles(alpha))
         self.count = len(self.ty)
         self.across = max(1, math.ceil(math.sqrt(self.count)))  # tiles per row of the packed grid
+        rows = -(-self.count // self.across)
         side = TILE + 2 * _MARGIN
         grid = np.arange(side, dtype=np.float32) - _MARGIN
-        # plate coordinates of each tile and its margin, (count, side, side), packed in a grid
-        x = (self.tx[:, None, None].astype(np.float32) * TILE + grid[None, None, :]).repeat(side, axis=1)
-        y = (self.ty[:, None, None].astype(np.float32) * TILE + grid[None, :, None]).repeat(side, axis=2)
-        self.xy = self._pack(x), self._pack(y)
+        # each tile's plate coordinates (its margin included) along x and y, made at the size of
+        # one row or column per tile and copied out to the whole packed picture; spare places
+        # repeat tile 0
+        spare = np.zeros(rows * self.across - self.count, np.intp)
+        tx, ty = (np.concatenate([t, t[spare]]).reshape(rows, 1, self.across, 1).astype(np.float32) * TILE for t in (self.tx, self.ty))
+        x, y = tx + grid.reshape(1, 1, 1, side), ty + grid.reshape(1, side, 1, 1)
         h, w = flow_shape  # the same points at flow resolution, as cv2.resize's INTER_LINEAR places them
-        self.low = (self.xy[0] + 0.5) * np.float32(w / width) - 0.5, (self.xy[1] + 0.5) * np.float32(h / height) - 0.5
+        low = (x + 0.5) * np.float32(w / width) - 0.5, (y + 0.5) * np.float32(h / height) - 0.5
+        shape = (rows, side, self.across, side)
+        self.xy = self._pack(x, shape), self._pack(y, shape)
+        self.low = self._pack(low[0], shape), self._pack(low[1], shape)
 
-    def _pack(self, tiles: np.ndarray) -> np.ndarray:
-        """(count, side, side) → one (rows·side, across·side) picture; spare places repeat tile 0."""
-        side = tiles.shape[1]
-        rows = -(-self.count // self.across)
-        spare = rows * self.across - self.count
-        tiles = np.concatenate([tiles, np.repeat(tiles[:1], spare, axis=0)])
-        return np.ascontiguousarray(tiles.reshape(rows, self.across, side, side).transpose(0, 2, 1, 3).reshape(rows * side, -1))
+    @staticmethod
+    def _pack(small: np.ndarray, shape: tuple[int, int, int, int]) -> np.ndarray:
+        """(rows, side|1, across, side|1) → one (rows·side, across·side) picture."""
+        rows, side, across, _ = shape
+        return np.ascontiguousarray(np.broadcast_to(small, shape)).reshape(rows * side, across * side)
 
     def gather(self, alpha: np.ndarray) -> np.ndarray:
         return cv2.remap(alpha, *self.xy, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
