@@ -16,7 +16,8 @@ chatter, the mean |a_t − shift(a_{t−1})| in the edge band (the motion is kno
 warp is exact), and IoU, before and after temporal smoothing (temporal.py).
 Cost: refinement + controls per frame per object (per plate: wall and CPU time, the
 machine is shared), with the torch and OpenCV threads asked for (default: theirs, as the
-render path runs); smoothing separately; each one-frame control alone. Checks: the
+render path runs); smoothing separately, and the two summed per plate (the goal: 40 ms a
+1080p frame per object); each one-frame control alone. Checks: the
 smoother's flow at a turning object's outline (flow_check), and refinement where SAM 2 is
 wrong, faint strands over a plate without them (ghost_check). Goals (issue 10): refined/raw SAD and gradient <= 0.6
 on hard edges and thin structures, <= 1.0 on soft edges; IoU not lower by more than
@@ -250,14 +251,20 @@ def timed(fn: Callable[[], torch.Tensor], repeat: int) -> tuple[float, float]:
     return (time.perf_counter() - wall) / repeat * 1000, (time.process_time() - cpu) / repeat * 1000
 
 
-def run_size(height: int, width: int, controls: MatteControls, repeat: int) -> list[str]:
-    rows = []
+#: Per plate: (ms wall, ms CPU) per frame per object.
+Costs = dict[str, tuple[float, float]]
+
+
+def run_size(height: int, width: int, controls: MatteControls, repeat: int) -> tuple[list[str], Costs]:
+    """The quality table's rows at one size, and what each plate's frame cost (every control but smoothing)."""
+    rows, costs = [], {}
     band_radius = math.ceil(2 * width / LOW)
     for plate in plates(height, width):
         raw, refined = mattes(plate, controls)
         logits, guide = logits_from_truth(plate.truth), plate.image[None]
         with torch.inference_mode():
             cost = timed(lambda: refine.apply(logits, guide, controls, height, width), repeat)
+        costs[plate.name] = cost
         band = edge_band(plate.truth, band_radius)
         r, f = score(raw, plate.truth, band), score(refined, plate.truth, band)
         goal = 0.6 if plate.kind == "hard" else 1.0
@@ -269,7 +276,7 @@ def run_size(height: int, width: int, controls: MatteControls, repeat: int) -> l
             f"{r.grad:8.2f} {f.grad:8.2f} {grad_ratio:5.2f}  {r.iou:.4f} {f.iou:.4f}  {r.bf:.3f} {f.bf:.3f}  "
             f"{'<=' if ok else '> '}{goal:.1f} {'ok' if ok else 'MISSED':<6}  {cost[0]:6.1f} {cost[1]:6.1f}"
         )
-    return rows
+    return rows, costs
 
 
 def main() -> None:
@@ -292,14 +299,20 @@ def main() -> None:
         f"{'IoU raw':>6} {'refined':>6}  {'BF raw':>5} {'ref.':>5}  goal{'':>8}  {'ms wall':>6} {'ms CPU':>6}"
     )
     sizes = [(1080, 1920)] + ([(2160, 3840)] if args.uhd else [])
+    one_frame: Costs = {}
     for height, width in sizes:
-        for row in run_size(height, width, controls, args.repeat):
-            print(row)
+        rows, costs = run_size(height, width, controls, args.repeat)
+        print("\n".join(rows))
+        one_frame = one_frame or costs
 
     print(f"temporal smoothing, strength {args.strength} (radius {temporal.RADIUS}): plates moving 0.4 px/frame, "
           f"{args.frames} frames at 1080p, SAM 2's edge wandering (logit noise {WANDER}) from frame to frame")
-    for row in run_temporal(controls, args.strength, args.frames):
-        print(row)
+    rows, smoothing = run_temporal(controls, args.strength, args.frames)
+    print("\n".join(rows))
+    for name, (wall, cpu) in smoothing.items():
+        total = one_frame[name][0] + wall, one_frame[name][1] + cpu
+        print(f"cost per 1920x1080 frame per object, every control at its default ({name}): "
+              f"{total[0]:.1f} ms wall, {total[1]:.1f} ms CPU (goal <= 40: {'ok' if total[0] <= 40 else 'MISSED'})")
 
     print(flow_check())
     print(controls_cost(args.repeat))
@@ -317,10 +330,10 @@ def main() -> None:
         )
 
 
-def run_temporal(controls: MatteControls, strength: float, frames: int) -> list[str]:
-    """Chatter (edge band, known motion) and IoU before/after smoothing, and its cost."""
+def run_temporal(controls: MatteControls, strength: float, frames: int) -> tuple[list[str], Costs]:
+    """Chatter (edge band, known motion) and IoU before/after smoothing, and its cost per plate."""
     shift, height, width = 0.4, 1080, 1920
-    rows = []
+    rows, costs = [], {}
     for name in ("silhouette", "strands"):
         sequence = [plates(height, width, shift=shift * t, only=(name,))[0] for t in range(frames)]
         band = edge_band(sequence[frames // 2].truth, math.ceil(2 * width / LOW))
@@ -336,7 +349,7 @@ def run_temporal(controls: MatteControls, strength: float, frames: int) -> list[
         for t, (plate, matte) in enumerate(zip(sequence, refined)):
             smoothed += [m for _, m in smoother.push(t, matte, plate.image[None])]
         smoothed += [m for _, m in smoother.flush()]
-        cost = (time.perf_counter() - wall) / frames * 1000, (time.process_time() - cpu) / frames * 1000
+        cost = costs[name] = (time.perf_counter() - wall) / frames * 1000, (time.process_time() - cpu) / frames * 1000
         # two objects of one pass share the plate's flows (temporal.Motion): CPU per object
         motion = temporal.Motion()
         pair = [temporal.TemporalSmoother(strength, motion), temporal.TemporalSmoother(strength, motion)]
@@ -360,7 +373,7 @@ def run_temporal(controls: MatteControls, strength: float, frames: int) -> list[
             f"{'ok' if ok else 'MISSED'}  smoothing {cost[0]:.1f} ms wall ({cost[1]:.1f} ms CPU) per frame; "
             f"{shared:.1f} ms CPU per object with 2 objects sharing the plate's flows"
         )
-    return rows
+    return rows, costs
 
 
 
