@@ -96,6 +96,22 @@ def test_an_object_filling_the_frame_has_no_edge_and_comes_back_as_it_is() -> No
     assert all(torch.equal(out[t][1], full) for t in (1, 2, 3))
 
 
+def test_a_plate_too_small_for_optical_flow_is_smoothed_as_still() -> None:
+    """OpenCV's DIS refuses pictures under 12 px each way: a tiny plate's neighbours stay
+    where they are, with or without a guide."""
+    h, w = 7, temporal.DIS_MIN_SIDE - 1
+    g = torch.Generator().manual_seed(0)
+    mattes = [torch.rand(1, 1, h, w, generator=g) for _ in range(5)]
+    for guides in ([torch.rand(1, 3, h, w, generator=g) for _ in range(5)], [None] * 5):
+        out = _run(temporal.TemporalSmoother(1.0), mattes, guides)
+        assert [f for f, _ in out] == [0, 1, 2, 3, 4]
+        assert all(m.shape == (1, 1, h, w) and bool(((m >= 0) & (m <= 1)).all()) for _, m in out)
+    # as still: a frame's neighbours are not moved, so matching mattes come back unchanged
+    still = [mattes[0]] * 5
+    for _, m in _run(temporal.TemporalSmoother(1.0), still, [None] * 5):
+        torch.testing.assert_close(m, mattes[0], rtol=0, atol=1e-6)
+
+
 def test_an_object_that_just_appeared_is_not_faded_in() -> None:
     empty = torch.zeros(1, 1, H, W)
     mattes = [empty, empty, _disc(60), _disc(60), _disc(60)]

@@ -52,6 +52,8 @@ DISAGREEMENT_WINDOW = 5
 #: flow is sub-pixel, so a quarter of 1080p's width keeps the chatter cut of 960 (the
 #: matte quality benchmark: 60% and 75% at 480, 640 and 960) at a quarter of the cost.
 FLOW_WIDTH = 480
+#: OpenCV's DIS flow needs a picture at least this wide or high.
+DIS_MIN_SIDE = 12
 #: The strength the issue's goal was measured at (benchmarks/matte_quality.py).
 DEFAULT_STRENGTH = 1.0
 
@@ -145,7 +147,9 @@ class Motion:
         if flow_of is None:
             flow_of = self._flows.dis = self.new_flow()
         h, w = current.grey.shape
-        flow = np.asarray(flow_of.calc(current.grey, other.grey, np.zeros((h, w, 2), np.float32)))
+        flow = np.zeros((h, w, 2), np.float32)
+        if max(h, w) >= DIS_MIN_SIDE:  # a smaller plate's neighbours are taken as still
+            flow = np.asarray(flow_of.calc(current.grey, other.grey, flow))
         fx, fy = np.ascontiguousarray(flow[..., 0]), np.ascontiguousarray(flow[..., 1])
         gx, gy = _pixels(h, w)
         grey = cv2.remap(other.grey, gx + fx, gy + fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
