@@ -437,11 +437,22 @@ def flow_check(frames: int = 5) -> str:
     band = cv2.dilate(((alphas[mid] > 0.01) & (alphas[mid] < 0.99)).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
     gx, gy = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
     h, w = greys[mid].shape
-    fast, ours = cv2.DISOpticalFlow.create(cv2.DISOpticalFlow_PRESET_FAST), temporal.Motion().new_flow()
-    flows: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    motion = temporal.Motion()
+    fast, ours = cv2.DISOpticalFlow.create(cv2.DISOpticalFlow_PRESET_FAST), motion.new_flow()
+    scale = np.array([width / w, height / h], np.float32)
+    seen = [temporal._Frame(t, torch.empty(0), a, g, True, shared=True) for t, (a, g) in enumerate(zip(alphas, greys))]
+
+    def smoother(a: int, b: int) -> np.ndarray:
+        """temporal.py's flow from frame a to b, as the smoother makes it (composed beyond one frame)."""
+        step = 1 if b > a else -1
+        fx, fy, _ = motion.pair(seen[a], tuple(seen[j] for j in range(a + step, b + step, step))).motion
+        return np.dstack([fx, fy]) / scale
+
+    flows: dict[str, Callable[[int, int], np.ndarray]] = {
         "no flow": lambda a, b: np.zeros((h, w, 2), np.float32),
-        "FAST with variational refinement": lambda a, b: fast.calc(a, b, None),
-        "temporal.py's": lambda a, b: ours.calc(a, b, None),
+        "FAST with variational refinement": lambda a, b: fast.calc(greys[a], greys[b], None),
+        "FAST without it": lambda a, b: ours.calc(greys[a], greys[b], None),
+        "temporal.py's (composed beyond 1)": smoother,
     }
     out = ["flow check: a turning, growing, sliding object over a still plate at 1080p, its neighbours' true "
            "alpha warped onto the middle frame; mean |error| at the outline (lower is better)"]
@@ -450,7 +461,7 @@ def flow_check(frames: int = 5) -> str:
         for k in range(max(0, mid - temporal.RADIUS), min(frames, mid + temporal.RADIUS + 1)):
             if k == mid:
                 continue
-            flow = cv2.resize(flow_of(greys[mid], greys[k]), (width, height), interpolation=cv2.INTER_NEAREST)
+            flow = cv2.resize(flow_of(mid, k), (width, height), interpolation=cv2.INTER_NEAREST)
             warped = cv2.remap(alphas[k], gx + flow[..., 0] * (width / w), gy + flow[..., 1] * (height / h),
                                cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             errors.append(f"{k - mid:+d}: {np.abs(warped - alphas[mid])[band].mean():.4f}")

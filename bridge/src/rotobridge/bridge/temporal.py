@@ -31,8 +31,8 @@ import math
 import threading
 from collections import deque
 from concurrent.futures import Future
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, TypeVar
 
 import cv2
 import numpy as np
@@ -57,6 +57,8 @@ DIS_MIN_SIDE = 12
 #: The strength the issue's goal was measured at (benchmarks/matte_quality.py).
 DEFAULT_STRENGTH = 1.0
 
+T = TypeVar("T")
+
 #: A frame the smoother has completed, and the job that makes its matte (`push_later`).
 Job = tuple[int, Callable[[], torch.Tensor]]
 
@@ -69,6 +71,8 @@ class _Frame:
     grey: np.ndarray  # (h, w) uint8 at flow resolution
     present: bool
     shared: bool  # grey is the plate's, which the pass's other objects share
+    #: flows to the next frames (by frame), when not shared: kept here for this smoother's jobs
+    steps: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -85,17 +89,22 @@ class Motion:
     """What one pass's plates say about motion, shared by the smoothers of its objects.
 
     Every object of a pass is pushed with the same plate frames, so each frame's grey
-    picture and each pair's flow and plate trust (half a smoother's cost on a short edge) are made
-    once, not once per object. It keeps the few frames and pairs a window still needs.
-    Without a plate the flow is the matte's own, so a smoother pushed without one never
-    shares it. Thread-safe: smoothing jobs (`TemporalSmoother.push_later`) may run on
-    several threads; a pair wanted by two at once is computed by one of them.
+    picture, each one-frame flow (`step`) and each pair's flow and plate trust (most of a
+    smoother's cost on a short edge) are made once, not once per object. A frame's flow to
+    a neighbour two or more frames away is composed of one-frame flows along the way, so a
+    frame costs two optical flows (to the frames each side), not 2·RADIUS: the flow check in
+    benchmarks/matte_quality.py puts the composed flow's error at a turning object's outline
+    within ~10% of a direct one's. It keeps the few frames, steps and pairs a window still
+    needs. Without a plate the flow is the matte's own, so a smoother pushed without one
+    never shares it. Thread-safe: smoothing jobs (`TemporalSmoother.push_later`) may run on
+    several threads; a flow wanted by two at once is computed by one of them.
     """
 
     def __init__(self) -> None:
         self._flows = threading.local()  # OpenCV's DIS keeps state between calls: one per thread
         self._lock = threading.Lock()
         self._greys: dict[int, np.ndarray] = {}
+        self._steps: dict[tuple[int, int], Future[np.ndarray]] = {}
         self._pairs: dict[tuple[int, int], Future[_Pair]] = {}
 
     def new_flow(self) -> Any:
@@ -121,42 +130,73 @@ class Motion:
                 self._greys[frame] = grey
                 for old in sorted(self._greys, key=lambda f: abs(f - frame))[4 * RADIUS + 2 :]:
                     del self._greys[old]
-                self._pairs = {k: v for k, v in self._pairs.items() if k[0] in self._greys and k[1] in self._greys}
+                kept = self._greys
+                self._steps = {k: v for k, v in self._steps.items() if k[0] in kept and k[1] in kept}
+                self._pairs = {k: v for k, v in self._pairs.items() if k[0] in kept and k[1] in kept}
         return grey
 
-    def pair(self, current: _Frame, other: _Frame) -> _Pair:
-        if not (current.shared and other.shared):
-            return self._compute(current, other)
-        key = (current.frame, other.frame)
-        with self._lock:
-            found = self._pairs.get(key)
-            mine = found is None
-            if found is None:
-                found = self._pairs[key] = Future()
-        if mine:
-            try:
-                found.set_result(self._compute(current, other))
-            except BaseException as exc:
-                found.set_exception(exc)
-                with self._lock:
-                    self._pairs.pop(key, None)
-        return found.result()
+    def pair(self, current: _Frame, path: tuple[_Frame, ...]) -> _Pair:
+        """How `path[-1]` moves onto `current`; `path`: the frames from the one after
+        `current` (in the direction of the pass or against it) to that one, consecutive."""
+        frames = (current, *path)
+        if not all(f.shared for f in frames):
+            return self._pair(current, path)
+        return _once(self._lock, self._pairs, (current.frame, path[-1].frame), lambda: self._pair(current, path))
 
-    def _compute(self, current: _Frame, other: _Frame) -> _Pair:
-        flow_of = getattr(self._flows, "dis", None)
-        if flow_of is None:
-            flow_of = self._flows.dis = self.new_flow()
+    def step(self, a: _Frame, b: _Frame) -> np.ndarray:
+        """The (h, w, 2) flow from frame a to the next frame b, at flow resolution."""
+        if not (a.shared and b.shared):
+            flow = a.steps.get(b.frame)
+            if flow is None:
+                flow = a.steps[b.frame] = self._flow(a, b)
+            return flow
+        return _once(self._lock, self._steps, (a.frame, b.frame), lambda: self._flow(a, b))
+
+    def _flow(self, a: _Frame, b: _Frame) -> np.ndarray:
+        h, w = a.grey.shape
+        if max(h, w) < DIS_MIN_SIDE:  # a smaller plate's neighbours are taken as still
+            return np.zeros((h, w, 2), np.float32)
+        dis = getattr(self._flows, "dis", None)
+        if dis is None:
+            dis = self._flows.dis = self.new_flow()
+        return np.asarray(dis.calc(a.grey, b.grey, None))
+
+    def _pair(self, current: _Frame, path: tuple[_Frame, ...]) -> _Pair:
+        flow, before = self.step(current, path[0]), path[0]
+        for frame in path[1:]:  # on along the way: where the flow so far lands, the next step's flow
+            gx, gy = _pixels(*flow.shape[:2])
+            onward = cv2.remap(self.step(before, frame), cv2.add(gx, flow[..., 0]), cv2.add(gy, flow[..., 1]),
+                               cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            flow, before = cv2.add(flow, onward), frame
+        other = path[-1]
         h, w = current.grey.shape
-        flow = np.zeros((h, w, 2), np.float32)
-        if max(h, w) >= DIS_MIN_SIDE:  # a smaller plate's neighbours are taken as still
-            flow = np.asarray(flow_of.calc(current.grey, other.grey, flow))
         fx, fy = np.ascontiguousarray(flow[..., 0]), np.ascontiguousarray(flow[..., 1])
         gx, gy = _pixels(h, w)
-        grey = cv2.remap(other.grey, gx + fx, gy + fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        photo = np.abs(grey.astype(np.float32) - current.grey.astype(np.float32))
+        grey = cv2.remap(other.grey, cv2.add(gx, fx), cv2.add(gy, fy), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        trust = cv2.LUT(cv2.absdiff(grey, current.grey), _TRUST)
         height, width = current.alpha.shape
-        trust = 1.0 / (1.0 + (photo / PHOTO_TOLERANCE) ** 2)
-        return _Pair((fx * np.float32(width / w), fy * np.float32(height / h), trust.astype(np.float32)))
+        return _Pair((cv2.multiply(fx, width / w), cv2.multiply(fy, height / h), trust))
+
+
+def _once(lock: threading.Lock, cache: dict[tuple[int, int], Future[T]], key: tuple[int, int], make: Callable[[], T]) -> T:
+    """`make()`, computed once per key of `cache` by whichever thread asks first; the others wait for it."""
+    with lock:
+        found = cache.get(key)
+        mine = found is None
+        if found is None:
+            found = cache[key] = Future()
+    if mine:
+        try:
+            found.set_result(make())
+        except BaseException as exc:
+            found.set_exception(exc)
+            with lock:
+                cache.pop(key, None)
+    return found.result()
+
+
+#: A warped neighbour's plate trust by its grey difference from this frame's (0-255): 1/2 at PHOTO_TOLERANCE.
+_TRUST = (1.0 / (1.0 + (np.arange(256, dtype=np.float32) / PHOTO_TOLERANCE) ** 2)).astype(np.float32).reshape(1, 256)
 
 
 def _grey(picture: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -227,8 +267,13 @@ class TemporalSmoother:
     def _job(self, index: int) -> Job:
         current = self._window[index]
         near = range(max(0, index - RADIUS), min(len(self._window), index + RADIUS + 1))
-        neighbours = tuple(self._window[k] for k in near if k != index and self._window[k].present)
-        return current.frame, functools.partial(self._smooth, current, neighbours)
+        # each present neighbour with the frames on the way to it (the flow is composed along them)
+        paths = tuple(
+            tuple(self._window[j] for j in range(index + (1 if k > index else -1), k + (1 if k > index else -1), 1 if k > index else -1))
+            for k in near
+            if k != index and self._window[k].present
+        )
+        return current.frame, functools.partial(self._smooth, current, paths)
 
     def _frame(self, frame: int, matte: torch.Tensor, guide: torch.Tensor | None) -> _Frame:
         alpha = matte.detach()[0, 0].float().cpu().numpy()
@@ -236,16 +281,17 @@ class TemporalSmoother:
         grey = self._motion.grey(frame, alpha if guide is None else guide[0], width, height)
         return _Frame(frame, matte, alpha, grey, bool((alpha > 0.5).any()), shared=guide is not None)
 
-    def _smooth(self, current: _Frame, neighbours: tuple[_Frame, ...]) -> torch.Tensor:
-        if not (current.present and neighbours):
+    def _smooth(self, current: _Frame, paths: tuple[tuple[_Frame, ...], ...]) -> torch.Tensor:
+        """`paths`: to each present neighbour, from the frame next to `current` (`Motion.pair`)."""
+        if not (current.present and paths):
             return current.matte
         smoothed = current.alpha
         band = _Band(current.alpha, current.grey.shape)
         if band.count:
             alpha = band.gather(current.alpha)
             total, weights = alpha.copy(), np.ones_like(alpha)
-            for other in neighbours:
-                warped_alpha, w = self._warp(band, current, other)
+            for path in paths:
+                warped_alpha, w = self._warp(band, current, path)
                 disagreement = cv2.blur(cv2.absdiff(warped_alpha, alpha), (DISAGREEMENT_WINDOW, DISAGREEMENT_WINDOW))
                 # w = trust · agreement, the agreement 1 below MATTE_TOLERANCE / 2 falling to 0 at it
                 w *= np.clip(2.0 - disagreement * np.float32(2.0 / MATTE_TOLERANCE), 0.0, 1.0)
@@ -256,12 +302,12 @@ class TemporalSmoother:
         out = torch.from_numpy(np.ascontiguousarray(smoothed)).to(current.matte.device, current.matte.dtype)
         return out.view_as(current.matte)
 
-    def _warp(self, band: _Band, current: _Frame, other: _Frame) -> tuple[np.ndarray, np.ndarray]:
-        """`other`'s matte moved onto `current`'s band along the flow from current to other
+    def _warp(self, band: _Band, current: _Frame, path: tuple[_Frame, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """The matte of `path`'s last frame moved onto `current`'s band along the flow from current to other
         (each band pixel takes its nearest flow pixel's motion: a quarter of the cost of
         interpolating it, and the same warp to 0.3% at a turning object's outline, by the
         flow check in benchmarks/matte_quality.py), and how far that move can be trusted."""
-        pair = self._motion.pair(current, other)
+        pair, other = self._motion.pair(current, path), path[-1]
         fx, fy, trust = (cv2.remap(plane, *band.low, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE) for plane in pair.motion)
         x, y = band.xy
         alpha = cv2.remap(other.alpha, cv2.add(x, fx), cv2.add(y, fy), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
