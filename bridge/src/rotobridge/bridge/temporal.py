@@ -267,13 +267,12 @@ class TemporalSmoother:
     def _job(self, index: int) -> Job:
         current = self._window[index]
         near = range(max(0, index - RADIUS), min(len(self._window), index + RADIUS + 1))
-        # each present neighbour with the frames on the way to it (the flow is composed along them)
-        paths = tuple(
-            tuple(self._window[j] for j in range(index + (1 if k > index else -1), k + (1 if k > index else -1), 1 if k > index else -1))
-            for k in near
-            if k != index and self._window[k].present
-        )
-        return current.frame, functools.partial(self._smooth, current, paths)
+        paths = []  # to each present neighbour, the frames on the way (its flow is composed along them)
+        for k in near:
+            if k != index and self._window[k].present:
+                step = 1 if k > index else -1
+                paths.append(tuple(self._window[j] for j in range(index + step, k + step, step)))
+        return current.frame, functools.partial(self._smooth, current, tuple(paths))
 
     def _frame(self, frame: int, matte: torch.Tensor, guide: torch.Tensor | None) -> _Frame:
         alpha = matte.detach()[0, 0].float().cpu().numpy()
@@ -303,8 +302,8 @@ class TemporalSmoother:
         return out.view_as(current.matte)
 
     def _warp(self, band: _Band, current: _Frame, path: tuple[_Frame, ...]) -> tuple[np.ndarray, np.ndarray]:
-        """The matte of `path`'s last frame moved onto `current`'s band along the flow from current to other
-        (each band pixel takes its nearest flow pixel's motion: a quarter of the cost of
+        """The matte of `path`'s last frame moved onto `current`'s band along the flow from
+        current to it (each band pixel takes its nearest flow pixel's motion: a quarter of the cost of
         interpolating it, and the same warp to 0.3% at a turning object's outline, by the
         flow check in benchmarks/matte_quality.py), and how far that move can be trusted."""
         pair, other = self._motion.pair(current, path), path[-1]
