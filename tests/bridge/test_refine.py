@@ -125,6 +125,16 @@ def test_feather_is_a_gaussian_blur() -> None:
     np.testing.assert_allclose(out, expected, atol=2e-3)
 
 
+@pytest.mark.parametrize("sigma", [0.5, 1.3, 3.3, 7.7])
+def test_feather_keeps_a_solid_matte_at_most_1(sigma: float) -> None:
+    """A float32 kernel's weights can sum above 1 (they do at sigma 3.3): a solid matte
+    stays at most 1 (and within float32 rounding of it), every value of a blurred one within 0-1."""
+    solid = refine.finish(torch.ones(1, 1, 48, 48), MatteControls(refine=0.0, smoothing=0.0, feather=sigma))
+    assert float(solid.max()) <= 1.0 and float(solid.min()) >= 1.0 - 1e-6
+    noisy = refine.feather(torch.rand(1, 1, 48, 48, generator=torch.Generator().manual_seed(2)), sigma)
+    assert float(noisy.min()) >= 0.0 and float(noisy.max()) <= 1.0
+
+
 def test_controls_apply_in_the_documented_order() -> None:
     """Clip before grow before feather: clipping a grown, feathered edge would re-harden it."""
     logits = torch.full((1, 1, 8, 8), -9.0)

@@ -195,7 +195,8 @@ def _sample(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, height: int, wi
 def refine_edges(
     matte: torch.Tensor, guide: torch.Tensor, strength: float, radius: float, logits: torch.Tensor
 ) -> torch.Tensor:
-    """(1, 1, H, W) probabilities re-estimated from the (1, 3, H, W) display-referred guide.
+    """(1, 1, H, W) probabilities re-estimated from the (1, 3, H, W) display-referred guide,
+    in place: `matte` is the caller's own (`edges` makes it), so the frame is not copied.
 
     `logits`: SAM 2's (1, 1, h, w) logits the matte was upsampled from (for the hardness gate).
     Only pixels in the band of uncertainty are computed: the coefficients are sampled
@@ -211,7 +212,7 @@ def refine_edges(
     if ys.numel() == 0:
         return matte
     idx = ys * width + xs
-    flat = matte.reshape(-1)
+    flat = matte.view(-1)  # a view: the band is written into matte
     p = flat.index_select(0, idx)
     band = (BAND_GAIN * p * (1 - p)).clamp_(max=1)
     inside = torch.nonzero(band > BAND_FLOOR)[:, 0]  # about a third of the candidates
@@ -222,9 +223,8 @@ def refine_edges(
     pixels = guide.reshape(3, -1).index_select(1, idx)
     colour_alpha = ((pixels * at[:3]).sum(0) - at[3]).clamp_(0, 1)
     weight = strength * band * at[4].clamp(0, 1) * hard
-    out = flat.clone()
-    out[idx] = p + weight * (colour_alpha - p)
-    return out.view_as(matte)
+    flat[idx] = p + weight * (colour_alpha - p)
+    return matte
 
 
 def _candidates(reduced: torch.Tensor, scale: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -277,8 +277,8 @@ def shrink_grow(matte: torch.Tensor, pixels: float) -> torch.Tensor:
     frac = abs(pixels) - lo
 
     moved = _dilate(source, lo, lo)
-    if frac > 0:
-        moved = moved + frac * (_dilate(source, lo + 1, lo + 1) - moved)
+    if frac > 0:  # a blend rounds: kept in 0-1
+        moved = (moved + frac * (_dilate(source, lo + 1, lo + 1) - moved)).clamp_(0, 1)
     return moved if grow else 1 - moved
 
 
@@ -289,7 +289,7 @@ def feather(matte: torch.Tensor, sigma: float) -> torch.Tensor:
     radius = max(1, math.ceil(3 * sigma))
     x = torch.arange(-radius, radius + 1, dtype=matte.dtype, device=matte.device)
     kernel = torch.exp(-0.5 * (x / sigma) ** 2)
-    return _blur(matte, kernel / kernel.sum())
+    return _blur(matte, kernel / kernel.sum()).clamp_(0, 1)  # the sum of weights rounds
 
 
 def edges(logits: torch.Tensor, guide: torch.Tensor | None, controls: MatteControls, height: int, width: int) -> torch.Tensor:
@@ -316,7 +316,7 @@ def finish(matte: torch.Tensor, controls: MatteControls) -> torch.Tensor:
     out = despeckle(matte, controls.despeckle)
     out = clip(out, controls.clip_black, controls.clip_white)
     out = shrink_grow(out, controls.shrink_grow)
-    return feather(out, controls.feather).clamp(0, 1)
+    return feather(out, controls.feather)  # each step keeps 0-1
 
 
 def apply(logits: torch.Tensor, guide: torch.Tensor | None, controls: MatteControls, height: int, width: int) -> torch.Tensor:

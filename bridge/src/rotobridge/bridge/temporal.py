@@ -395,7 +395,8 @@ def _any_blocks(mask: np.ndarray, n: int) -> np.ndarray:
     if (rows, cols) != mask.shape:
         mask = np.pad(mask, ((0, rows - mask.shape[0]), (0, cols - mask.shape[1])))
     across: np.ndarray = np.ascontiguousarray(mask).view(f"u{n}") != 0  # (rows, cols / n)
-    return np.logical_or.reduce(across.reshape(rows // n, n, cols // n), axis=1)
+    blocks: np.ndarray = np.logical_or.reduce(across.reshape(rows // n, n, cols // n), axis=1)
+    return blocks
 
 
 @functools.lru_cache(maxsize=4)
