@@ -14,8 +14,8 @@ boundary F (tolerance 0.8% of the diagonal). On slowly moving plates (silhouette
 strands; 0.4 px a frame, the raw logits wandering as SAM 2's do from frame to frame):
 chatter, the mean |a_t − shift(a_{t−1})| in the edge band (the motion is known, so the
 warp is exact), and IoU, before and after temporal smoothing (temporal.py).
-Cost: refinement + controls per frame per object (per plate: wall and CPU time, the
-machine is shared), with the torch and OpenCV threads asked for (default: theirs, as the
+Cost: refinement + controls per frame per object (per plate: wall and CPU time, each the
+least of --repeat runs, as the machine is shared), with the torch and OpenCV threads asked for (default: theirs, as the
 render path runs); smoothing separately, and the two summed per plate (the goal: 40 ms a
 1080p frame per object); each one-frame control alone. Checks: the
 smoother's flow at a turning object's outline (flow_check), and refinement where SAM 2 is
@@ -242,13 +242,18 @@ def chatter(frames: list[torch.Tensor], shift: float, band: np.ndarray) -> float
 # --- the run ----------------------------------------------------------------------------
 
 
-def timed(fn: Callable[[], torch.Tensor], repeat: int) -> tuple[float, float]:
-    """Milliseconds per call: (wall, CPU time of this process) — the machine is shared."""
+def timed(fn: Callable[[], object], repeat: int, per: int = 1) -> tuple[float, float]:
+    """Milliseconds per call, `per` calls' worth a run: (wall, CPU time of this process),
+    each the least of `repeat` runs after a warm-up. The least, not the mean: this machine
+    is shared and its timings drift by ±20% from minute to minute, always upwards."""
     fn()
-    wall, cpu = time.perf_counter(), time.process_time()
+    walls, cpus = [], []
     for _ in range(repeat):
+        wall, cpu = time.perf_counter(), time.process_time()
         fn()
-    return (time.perf_counter() - wall) / repeat * 1000, (time.process_time() - cpu) / repeat * 1000
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return min(walls) / per * 1000, min(cpus) / per * 1000
 
 
 #: Per plate: (ms wall, ms CPU) per frame per object.
@@ -282,7 +287,7 @@ def run_size(height: int, width: int, controls: MatteControls, repeat: int) -> t
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--uhd", action="store_true", help="also 3840x2160 (slower)")
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs per cost figure")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per cost figure (the least is printed)")
     parser.add_argument("--threads", type=int, default=0, help="torch and OpenCV threads (0: their defaults)")
     parser.add_argument("--strength", type=float, default=temporal.DEFAULT_STRENGTH, help="temporal smoothing strength")
     parser.add_argument("--frames", type=int, default=8, help="frames of the moving plates")
@@ -307,7 +312,7 @@ def main() -> None:
 
     print(f"temporal smoothing, strength {args.strength} (radius {temporal.RADIUS}): plates moving 0.4 px/frame, "
           f"{args.frames} frames at 1080p, SAM 2's edge wandering (logit noise {WANDER}) from frame to frame")
-    rows, smoothing = run_temporal(controls, args.strength, args.frames)
+    rows, smoothing = run_temporal(controls, args.strength, args.frames, args.repeat)
     print("\n".join(rows))
     for name, (wall, cpu) in smoothing.items():
         total = one_frame[name][0] + wall, one_frame[name][1] + cpu
@@ -330,7 +335,7 @@ def main() -> None:
         )
 
 
-def run_temporal(controls: MatteControls, strength: float, frames: int) -> tuple[list[str], Costs]:
+def run_temporal(controls: MatteControls, strength: float, frames: int, repeat: int) -> tuple[list[str], Costs]:
     """Chatter (edge band, known motion) and IoU before/after smoothing, and its cost per plate."""
     shift, height, width = 0.4, 1080, 1920
     rows, costs = [], {}
@@ -343,23 +348,21 @@ def run_temporal(controls: MatteControls, strength: float, frames: int) -> tuple
                 logits = logits_from_truth(plate.truth, WANDER, seed=t)
                 raws.append(refine.raw_matte(logits, height, width))
                 refined.append(refine.apply(logits, plate.image[None], controls, height, width))
-        smoother = temporal.TemporalSmoother(strength)
         smoothed: list[torch.Tensor] = []
-        wall, cpu = time.perf_counter(), time.process_time()
-        for t, (plate, matte) in enumerate(zip(sequence, refined)):
-            smoothed += [m for _, m in smoother.push(t, matte, plate.image[None])]
-        smoothed += [m for _, m in smoother.flush()]
-        cost = costs[name] = (time.perf_counter() - wall) / frames * 1000, (time.process_time() - cpu) / frames * 1000
-        # two objects of one pass share the plate's flows (temporal.Motion): CPU per object
-        motion = temporal.Motion()
-        pair = [temporal.TemporalSmoother(strength, motion), temporal.TemporalSmoother(strength, motion)]
-        shared = time.process_time()
-        for t, (plate, matte) in enumerate(zip(sequence, refined)):
-            for one in pair:
-                one.push(t, matte, plate.image[None])
-        for one in pair:
-            one.flush()
-        shared = (time.process_time() - shared) / frames / 2 * 1000
+
+        def smooth(objects: int = 1) -> None:
+            """The pass smoothed for `objects` objects sharing the plate's flows (temporal.Motion)."""
+            motion = temporal.Motion()
+            smoothers = [temporal.TemporalSmoother(strength, motion) for _ in range(objects)]
+            smoothed.clear()
+            for t, (plate, matte) in enumerate(zip(sequence, refined)):
+                for one in smoothers:
+                    smoothed.extend(m for _, m in one.push(t, matte, plate.image[None]))
+            for one in smoothers:
+                smoothed.extend(m for _, m in one.flush())
+
+        shared = timed(lambda: smooth(2), repeat, per=2 * frames)[1]  # CPU per object, two objects
+        cost = costs[name] = timed(smooth, repeat, per=frames)
         before = chatter([m[0, 0] for m in refined], shift, band)
         after = chatter([m[0, 0] for m in smoothed], shift, band)
         iou_before = float(np.mean([score(m[0, 0], p.truth, band).iou for m, p in zip(refined, sequence)]))
