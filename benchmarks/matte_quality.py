@@ -15,10 +15,10 @@ strands; 0.4 px a frame, the raw logits wandering as SAM 2's do from frame to fr
 chatter, the mean |a_t − shift(a_{t−1})| in the edge band (the motion is known, so the
 warp is exact), and IoU, before and after temporal smoothing (temporal.py).
 Cost: refinement + controls per frame per object (per plate: wall and CPU time, each the
-least of --repeat runs, as the machine is shared), with the torch and OpenCV threads asked for (default: theirs, as the
-render path runs); smoothing separately, and the two summed per plate (the goal: 40 ms a
-1080p frame per object); each one-frame control alone. Checks: the
-smoother's flow at a turning object's outline (flow_check), and refinement where SAM 2 is
+least of --repeat runs, as the machine is shared), with the torch and OpenCV threads
+asked for (default: theirs, as the render path runs); smoothing separately, and the two
+summed per plate (the goal: 40 ms a 1080p frame per object); each one-frame control
+alone. Checks: the smoother's flow at a turning object's outline (flow_check), and refinement where SAM 2 is
 wrong, faint strands over a plate without them (ghost_check). Goals (issue 10): refined/raw SAD and gradient <= 0.6
 on hard edges and thin structures, <= 1.0 on soft edges; IoU not lower by more than
 0.005; smoothing cuts chatter by >= 50% with IoU not lower by more than 0.01.
