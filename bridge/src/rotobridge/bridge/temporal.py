@@ -162,16 +162,15 @@ class Motion:
         return np.asarray(dis.calc(a.grey, b.grey, None))
 
     def _pair(self, current: _Frame, path: tuple[_Frame, ...]) -> _Pair:
+        h, w = current.grey.shape
+        gx, gy = _pixels(h, w)
         flow, before = self.step(current, path[0]), path[0]
         for frame in path[1:]:  # on along the way: where the flow so far lands, the next step's flow
-            gx, gy = _pixels(*flow.shape[:2])
             onward = cv2.remap(self.step(before, frame), cv2.add(gx, flow[..., 0]), cv2.add(gy, flow[..., 1]),
                                cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             flow, before = cv2.add(flow, onward), frame
         other = path[-1]
-        h, w = current.grey.shape
         fx, fy = np.ascontiguousarray(flow[..., 0]), np.ascontiguousarray(flow[..., 1])
-        gx, gy = _pixels(h, w)
         grey = cv2.remap(other.grey, cv2.add(gx, fx), cv2.add(gy, fy), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         trust = cv2.LUT(cv2.absdiff(grey, current.grey), _TRUST)
         height, width = current.alpha.shape
@@ -196,7 +195,7 @@ def _once(lock: threading.Lock, cache: dict[tuple[int, int], Future[T]], key: tu
 
 
 #: A warped neighbour's plate trust by its grey difference from this frame's (0-255): 1/2 at PHOTO_TOLERANCE.
-_TRUST = (1.0 / (1.0 + (np.arange(256, dtype=np.float32) / PHOTO_TOLERANCE) ** 2)).astype(np.float32).reshape(1, 256)
+_TRUST = (1.0 / (1.0 + (np.arange(256, dtype=np.float32) / PHOTO_TOLERANCE) ** 2)).reshape(1, 256)
 
 
 def _grey(picture: np.ndarray, width: int, height: int) -> np.ndarray:
