@@ -48,11 +48,9 @@ PHOTO_TOLERANCE = 12.0
 #: shape differs over an area.
 MATTE_TOLERANCE = 0.6
 DISAGREEMENT_WINDOW = 5
-#: Optical flow is computed about this wide: plate pixels are averaged down by the power of
-#: two nearest width / FLOW_WIDTH (`flow_scale`: 4 at 1080p, 8 at UHD), so each flow pixel
-#: covers whole plate pixels. DIS flow is sub-pixel, so a quarter of 1080p's width keeps
-#: the chatter cut of 960 (the matte quality benchmark: 60% and 75% at 480, 640 and 960)
-#: at a quarter of the cost.
+#: Optical flow is computed at most this wide (plate pixels are averaged down to it). DIS
+#: flow is sub-pixel, so a quarter of 1080p's width keeps the chatter cut of 960 (the
+#: matte quality benchmark: 60% and 75% at 480, 640 and 960) at a quarter of the cost.
 FLOW_WIDTH = 480
 #: OpenCV's DIS flow needs a picture at least this wide or high.
 DIS_MIN_SIDE = 12
@@ -70,7 +68,6 @@ class _Frame:
     frame: int
     matte: torch.Tensor  # as pushed
     alpha: np.ndarray  # (H, W) float32 on the CPU
-    low: np.ndarray  # (h, w) float32: alpha at flow resolution (block means)
     grey: np.ndarray  # (h, w) uint8 at flow resolution
     present: bool
     shared: bool  # grey is the plate's, which the pass's other objects share
@@ -82,9 +79,10 @@ class _Frame:
 class _Pair:
     """How frame `other` moves onto frame `current`, from the plates alone (flow resolution)."""
 
-    #: (h, w, 3) float32: the flow from current to other (x, y, in flow pixels) and the trust,
-    #: how well other's warped plate matches current's (one picture: sampled in one remap).
-    motion: np.ndarray
+    #: (h, w) float32 planes: the flow from current to other (x, y, in plate pixels) and the
+    #: trust, how well other's warped plate matches current's. Separate planes: OpenCV
+    #: samples three of them faster than one three-channel picture it then has to split.
+    motion: tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 class Motion:
@@ -123,11 +121,11 @@ class Motion:
         """`frame`'s picture at flow resolution, uint8: from the plate (a (3, H, W) tensor,
         0-1, cached by frame) or a matte (an (H, W) array, not cached)."""
         if isinstance(source, np.ndarray):
-            return _grey(source, flow_scale(width))
+            return _grey(source, width, height)
         with self._lock:
             grey = self._greys.get(frame)
         if grey is None:
-            grey = _grey(source.detach().float().cpu().numpy(), flow_scale(width))
+            grey = _grey(source.detach().float().cpu().numpy(), width, height)
             with self._lock:
                 self._greys[frame] = grey
                 for old in sorted(self._greys, key=lambda f: abs(f - frame))[4 * RADIUS + 2 :]:
@@ -175,7 +173,8 @@ class Motion:
         fx, fy = np.ascontiguousarray(flow[..., 0]), np.ascontiguousarray(flow[..., 1])
         grey = cv2.remap(other.grey, cv2.add(gx, fx), cv2.add(gy, fy), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         trust = cv2.LUT(cv2.absdiff(grey, current.grey), _TRUST)
-        return _Pair(cv2.merge([fx, fy, trust]))
+        height, width = current.alpha.shape
+        return _Pair((cv2.multiply(fx, width / w), cv2.multiply(fy, height / h), trust))
 
 
 def _once(lock: threading.Lock, cache: dict[tuple[int, int], Future[T]], key: tuple[int, int], make: Callable[[], T]) -> T:
@@ -199,31 +198,15 @@ def _once(lock: threading.Lock, cache: dict[tuple[int, int], Future[T]], key: tu
 _TRUST = (1.0 / (1.0 + (np.arange(256, dtype=np.float32) / PHOTO_TOLERANCE) ** 2)).reshape(1, 256)
 
 
-def flow_scale(width: int) -> int:
-    """Plate pixels per flow pixel each way: the power of two nearest width / FLOW_WIDTH, at
-    most TILE (a band tile is then whole flow pixels)."""
-    return int(min(TILE, 2 ** max(0, round(math.log2(max(1.0, width / FLOW_WIDTH))))))
-
-
-def _reduce(plane: np.ndarray, scale: int) -> np.ndarray:
-    """An (H, W) float32 plane's means over scale × scale blocks, a partial block at the far
-    edges padded by repeating its last row/column."""
-    if scale == 1:
-        return plane
-    height, width = plane.shape
-    h, w = -(-height // scale), -(-width // scale)
-    if (h * scale, w * scale) != (height, width):
-        plane = cv2.copyMakeBorder(plane, 0, h * scale - height, 0, w * scale - width, cv2.BORDER_REPLICATE)
-    reduced: np.ndarray = cv2.resize(plane, (w, h), interpolation=cv2.INTER_AREA)  # whole blocks: their means
-    return reduced
-
-
-def _grey(picture: np.ndarray, scale: int) -> np.ndarray:
+def _grey(picture: np.ndarray, width: int, height: int) -> np.ndarray:
     """An (H, W) matte or a (3, H, W) plate as uint8 grey at flow resolution (a plate's
-    channels are averaged after the reduction: the same mean, over far fewer pixels)."""
-    planes = picture.reshape(-1, *picture.shape[-2:])
-    reduced = np.stack([_reduce(plane, scale) for plane in planes])
-    grey: np.ndarray = np.clip(reduced.mean(0) * 255 + 0.5, 0, 255).astype(np.uint8)
+    channels are averaged after the resize: the same mean, over far fewer pixels)."""
+    planes = picture.reshape(-1, height, width)
+    scale = min(1.0, FLOW_WIDTH / width)
+    if scale < 1:
+        size = (round(width * scale), round(height * scale))
+        planes = np.stack([cv2.resize(plane, size, interpolation=cv2.INTER_AREA) for plane in planes])
+    grey: np.ndarray = np.clip(planes.mean(0) * 255 + 0.5, 0, 255).astype(np.uint8)
     return grey
 
 
@@ -293,86 +276,72 @@ class TemporalSmoother:
     def _frame(self, frame: int, matte: torch.Tensor, guide: torch.Tensor | None) -> _Frame:
         alpha = matte.detach()[0, 0].float().cpu().numpy()
         height, width = alpha.shape
-        low = _reduce(alpha, flow_scale(width))
         grey = self._motion.grey(frame, alpha if guide is None else guide[0], width, height)
-        return _Frame(frame, matte, alpha, low, grey, bool((alpha > 0.5).any()), shared=guide is not None)
+        return _Frame(frame, matte, alpha, grey, bool((alpha > 0.5).any()), shared=guide is not None)
 
     def _smooth(self, current: _Frame, paths: tuple[tuple[_Frame, ...], ...]) -> torch.Tensor:
         """`paths`: to each present neighbour, from the frame next to `current` (`Motion.pair`)."""
         if not (current.present and paths):
             return current.matte
         smoothed = current.alpha
-        band = _Band(current.alpha, flow_scale(current.alpha.shape[1]))
+        band = _Band(current.alpha, current.grey.shape)
         if band.count:
             alpha = band.gather(current.alpha)
-            low = band.gather_low(current.low)
             total, weights = alpha.copy(), np.ones_like(alpha)
             for path in paths:
-                warped, weight = self._warp(band, current, low, path)
-                cv2.accumulateProduct(warped, weight, total)
-                cv2.accumulate(weight, weights)
-            mean = cv2.divide(total, weights)
+                warped_alpha, w = self._warp(band, current, path)
+                disagreement = cv2.blur(cv2.absdiff(warped_alpha, alpha), (DISAGREEMENT_WINDOW, DISAGREEMENT_WINDOW))
+                # w = trust · agreement, the agreement 1 below MATTE_TOLERANCE / 2 falling to 0 at it
+                w *= np.clip(2.0 - disagreement * np.float32(2.0 / MATTE_TOLERANCE), 0.0, 1.0)
+                weights += w
+                total += w * warped_alpha
+            mean = total / weights
             smoothed = band.scatter(np.clip(alpha + self.strength * (mean - alpha), 0.0, 1.0), current.alpha)
         out = torch.from_numpy(np.ascontiguousarray(smoothed)).to(current.matte.device, current.matte.dtype)
         return out.view_as(current.matte)
 
-    def _warp(self, band: _Band, current: _Frame, low: np.ndarray, path: tuple[_Frame, ...]) -> tuple[np.ndarray, np.ndarray]:
+    def _warp(self, band: _Band, current: _Frame, path: tuple[_Frame, ...]) -> tuple[np.ndarray, np.ndarray]:
         """The matte of `path`'s last frame moved onto `current`'s band along the flow from
-        current to it, and its weight there: how far the move can be trusted (the plates
-        agree) times how far the mattes agree. Both weights are made at flow resolution,
-        from the frames' block means (`low`: current's, gathered on the band), and each band
-        pixel takes its flow pixel's motion and weight (the flow check in
-        benchmarks/matte_quality.py: the same warp to 0.3% as interpolating the motion)."""
+        current to it (each band pixel takes its nearest flow pixel's motion: a quarter of the cost of
+        interpolating it, and the same warp to 0.3% at a turning object's outline, by the
+        flow check in benchmarks/matte_quality.py), and how far that move can be trusted."""
         pair, other = self._motion.pair(current, path), path[-1]
-        motion = cv2.remap(pair.motion, *band.low, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
-        fx, fy, trust = cv2.split(motion)
-        warped_low = cv2.remap(other.low, cv2.add(band.low[0], fx), cv2.add(band.low[1], fy), cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REPLICATE)
-        disagreement = cv2.absdiff(warped_low, low)
-        if band.window > 1:
-            disagreement = cv2.blur(disagreement, (band.window, band.window))
-        # trust · agreement, the agreement 1 below MATTE_TOLERANCE / 2 falling to 0 at it
-        weight = trust * np.clip(2.0 - disagreement * np.float32(2.0 / MATTE_TOLERANCE), 0.0, 1.0)
-        flow = band.expand(cv2.merge([fx, fy]) * np.float32(band.scale))
-        alpha = _remap_xy(other.alpha, cv2.add(band.xy, flow), cv2.INTER_LINEAR)
-        return alpha, band.expand(weight)
+        fx, fy, trust = (cv2.remap(plane, *band.low, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE) for plane in pair.motion)
+        x, y = band.xy
+        alpha = cv2.remap(other.alpha, cv2.add(x, fx), cv2.add(y, fy), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return alpha, trust
 
 
 class _Band:
     """Where a matte can chatter: the TILE² tiles that hold an edge (a pixel neither 0 nor
     1 within FLAT, or both kinds) within REACH pixels, gathered side by side (a square-ish
-    grid of tiles, as OpenCV's remap takes at most 32767 rows), so smoothing costs the
-    edge's length rather than the frame's area. Elsewhere the matte is flat and stays as it
-    is: a neighbour's edge warped there is more than REACH pixels from this frame's, which
-    the disagreement test already gives no weight (chatter moves an edge a pixel or two).
-
-    The same tiles at flow resolution (`scale` plate pixels a flow pixel: a tile is whole
-    flow pixels) carry a margin of the disagreement window's radius (`window` flow pixels
-    across, about DISAGREEMENT_WINDOW plate pixels) for that window's mean.
+    grid of tiles, as OpenCV's remap takes at most 32767 rows) each with a margin of the
+    disagreement window's radius, so smoothing costs the edge's length rather than the
+    frame's area. Elsewhere the matte is flat and stays as it is: a neighbour's edge warped
+    there is more than REACH pixels from this frame's, which the disagreement test already
+    gives no weight (chatter moves an edge a pixel or two).
     """
 
-    def __init__(self, alpha: np.ndarray, scale: int) -> None:
+    def __init__(self, alpha: np.ndarray, flow_shape: tuple[int, int]) -> None:
         height, width = alpha.shape
-        self.shape, self.scale = (height, width), scale
-        self.window = max(1, round(DISAGREEMENT_WINDOW / scale)) | 1
+        self.shape = (height, width)
         self.ty, self.tx = np.nonzero(_edge_tiles(alpha))
         self.count = len(self.ty)
         self.across = max(1, math.ceil(math.sqrt(self.count)))  # tiles per row of the packed grid
-        self.rows = -(-self.count // self.across)
-        # each tile's coordinates along x and y, made at the size of one row or column per tile
-        # and copied out to the whole packed picture; spare places repeat tile 0
-        spare = np.zeros(self.rows * self.across - self.count, np.intp)
-        tx, ty = (np.concatenate([t, t[spare]]).reshape(self.rows, 1, self.across, 1).astype(np.float32) for t in (self.tx, self.ty))
-        grid = np.arange(TILE, dtype=np.float32)
-        xy = np.empty((self.rows, TILE, self.across, TILE, 2), np.float32)
-        xy[..., 0], xy[..., 1] = tx * TILE + grid.reshape(1, 1, 1, TILE), ty * TILE + grid.reshape(1, TILE, 1, 1)
-        self.xy = xy.reshape(self.rows * TILE, self.across * TILE, 2)  # plate pixels: a remap's map
-        self.cells, self.margin = TILE // scale, self.window // 2
-        side = self.cells + 2 * self.margin
-        grid = np.arange(side, dtype=np.float32) - self.margin
-        shape = (self.rows, side, self.across, side)
-        self.low = (self._pack(tx * self.cells + grid.reshape(1, 1, 1, side), shape),
-                    self._pack(ty * self.cells + grid.reshape(1, side, 1, 1), shape))
+        rows = -(-self.count // self.across)
+        side = TILE + 2 * _MARGIN
+        grid = np.arange(side, dtype=np.float32) - _MARGIN
+        # each tile's plate coordinates (its margin included) along x and y, made at the size of
+        # one row or column per tile and copied out to the whole packed picture; spare places
+        # repeat tile 0
+        spare = np.zeros(rows * self.across - self.count, np.intp)
+        tx, ty = (np.concatenate([t, t[spare]]).reshape(rows, 1, self.across, 1).astype(np.float32) * TILE for t in (self.tx, self.ty))
+        x, y = tx + grid.reshape(1, 1, 1, side), ty + grid.reshape(1, side, 1, 1)
+        h, w = flow_shape  # the same points at flow resolution, as cv2.resize's INTER_LINEAR places them
+        low = (x + 0.5) * np.float32(w / width) - 0.5, (y + 0.5) * np.float32(h / height) - 0.5
+        shape = (rows, side, self.across, side)
+        self.xy = self._pack(x, shape), self._pack(y, shape)
+        self.low = self._pack(low[0], shape), self._pack(low[1], shape)
 
     @staticmethod
     def _pack(small: np.ndarray, shape: tuple[int, int, int, int]) -> np.ndarray:
@@ -381,33 +350,18 @@ class _Band:
         return np.ascontiguousarray(np.broadcast_to(small, shape)).reshape(rows * side, across * side)
 
     def gather(self, alpha: np.ndarray) -> np.ndarray:
-        """The band's plate pixels of an (H, W) plane, packed."""
-        return _remap_xy(alpha, self.xy, cv2.INTER_NEAREST)
-
-    def gather_low(self, low: np.ndarray) -> np.ndarray:
-        """The band's flow pixels (margins included) of an (h, w) plane at flow resolution."""
-        return cv2.remap(low, *self.low, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
-
-    def expand(self, low: np.ndarray) -> np.ndarray:
-        """A packed (…, channels) picture at flow resolution, margins included → the packed
-        plate pixels, each its flow pixel's value."""
-        side, m = self.cells + 2 * self.margin, self.margin
-        if m:
-            low = low.reshape(self.rows, side, self.across, side, -1)[:, m : m + self.cells, :, m : m + self.cells]
-            low = np.ascontiguousarray(low).reshape(self.rows * self.cells, self.across * self.cells, -1)
-        if self.scale == 1:
-            return low.squeeze(-1) if low.ndim == 3 and low.shape[-1] == 1 else low
-        size = (self.across * TILE, self.rows * TILE)
-        return cv2.resize(low, size, interpolation=cv2.INTER_NEAREST)
+        return cv2.remap(alpha, *self.xy, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
 
     def scatter(self, packed: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-        """`alpha` with each tile put in its place."""
-        tiles = packed.reshape(self.rows, TILE, self.across, TILE).transpose(0, 2, 1, 3).reshape(-1, TILE, TILE)
+        """`alpha` with each tile's core (its margin left out) put in its place."""
+        side = TILE + 2 * _MARGIN
+        tiles = packed.reshape(-1, side, self.across, side).transpose(0, 2, 1, 3).reshape(-1, side, side)
+        cores = tiles[: self.count, _MARGIN : _MARGIN + TILE, _MARGIN : _MARGIN + TILE]
         height, width = self.shape
         rows, cols = -(-height // TILE), -(-width // TILE)
         out = np.empty((rows * TILE, cols * TILE), np.float32)
         out[:height, :width] = alpha
-        out.reshape(rows, TILE, cols, TILE).transpose(0, 2, 1, 3)[self.ty, self.tx] = tiles[: self.count]
+        out.reshape(rows, TILE, cols, TILE).transpose(0, 2, 1, 3)[self.ty, self.tx] = cores
         return out[:height, :width]
 
 
@@ -417,6 +371,7 @@ TILE = 16
 REACH = 4
 #: A matte value within this of 0 or 1 is flat (sigmoid tails never reach exactly 0 or 1).
 FLAT = 1.0 / 1024
+_MARGIN = DISAGREEMENT_WINDOW // 2
 
 
 def _edge_tiles(alpha: np.ndarray) -> np.ndarray:
@@ -441,13 +396,6 @@ def _any_blocks(mask: np.ndarray, n: int) -> np.ndarray:
     across: np.ndarray = np.ascontiguousarray(mask).view(f"u{n}") != 0  # (rows, cols / n)
     blocks: np.ndarray = np.logical_or.reduce(across.reshape(rows // n, n, cols // n), axis=1)
     return blocks
-
-
-def _remap_xy(src: np.ndarray, xy: np.ndarray, interpolation: int) -> np.ndarray:
-    """`src` sampled at the (…, 2) float32 map's (x, y), edges replicated. OpenCV takes one
-    two-channel map with no second one (None); its type stubs do not say so."""
-    out: np.ndarray = cv2.remap(src, xy, None, interpolation, borderMode=cv2.BORDER_REPLICATE)  # type: ignore[call-overload]
-    return out
 
 
 @functools.lru_cache(maxsize=4)
