@@ -19,8 +19,9 @@ least of --repeat runs, as the machine is shared), with the torch and OpenCV thr
 asked for (default: theirs, as the render path runs); smoothing separately, and the two
 summed per plate (the goal: 40 ms a 1080p frame per object); each one-frame control
 alone. Checks: what smoothing does to the distance from the truth as the silhouette moves faster
-(smoothing_accuracy), the smoother's flow at a turning object's outline (flow_check), and refinement where SAM 2 is
-wrong, faint strands over a plate without them (ghost_check). Goals (issue 10): refined/raw SAD and gradient <= 0.6
+(smoothing_accuracy), the smoother's flow at a turning object's outline (flow_check), refinement where SAM 2 is
+wrong, faint strands over a plate without them (ghost_check), and strands of another colour than the
+body (colour_check). Goals (issue 10): refined/raw SAD and gradient <= 0.6
 on hard edges and thin structures, <= 1.0 on soft edges; IoU not lower by more than
 0.005; smoothing cuts chatter by >= 50% with IoU not lower by more than 0.01.
     .venv/bin/python benchmarks/matte_quality.py [--uhd] [--repeat 5] [--threads 1] [--strength 1]
@@ -329,6 +330,7 @@ def main() -> None:
     print(controls_cost(args.repeat))
     for height, width in sizes:
         print(ghost_check(height, width))
+        print(colour_check(height, width))
 
     for height, width in sizes:
         plate = plates(height, width, only=("strands",))[0]  # the widest band
@@ -406,6 +408,27 @@ def smoothing_accuracy(frames: int = 6) -> str:
         after = sum(score(smoothed[t][0, 0], sequence[t].truth, edge_band(sequence[t].truth, math.ceil(2 * width / LOW))).sad for t in middle)
         out.append(f"{shift:g} px/frame: SAD {before / len(middle):.2f} -> {after / len(middle):.2f} (x{after / before:.2f})")
     return "smoothing against the truth (silhouette at 1080p, edge band, refined -> smoothed): " + ", ".join(out)
+
+
+def colour_check(height: int, width: int) -> str:
+    """The strands plate with strands of another colour than the body (light blue, dark
+    brown): refinement's wide-window colour model (refine.WIDE_WINDOW) knows only the
+    body's colour, and must leave such strands to the local one. Refined/raw ratios."""
+    x, y = _grid(height, width)
+    cx, cy, radius = width * 0.45, height * 0.5, height * 0.28 * 0.7
+    body, strands = _blob(x, y, cx, cy, radius), _strands(x, y, cx, cy, radius, 0, width / 1920)
+    truth = torch.maximum(body, strands)
+    plate, background = _compose(truth, 10), _compose(torch.zeros_like(truth), 10)
+    logits, band = logits_from_truth(truth), edge_band(truth, math.ceil(2 * width / LOW))
+    out = []
+    for name, colour in (("light blue", (0.35, 0.55, 0.9)), ("dark brown", (0.15, 0.1, 0.08))):
+        image = torch.where(strands > body, strands * torch.tensor(colour).view(3, 1, 1) + (1 - strands) * background, plate)
+        with torch.inference_mode():
+            raw = refine.raw_matte(logits, height, width)[0, 0]
+            refined = refine.apply(logits, image[None], MatteControls(), height, width)[0, 0]
+        r, f = score(raw, truth, band), score(refined, truth, band)
+        out.append(f"{name} SAD {f.sad / r.sad:.2f} gradient {f.grad / r.grad:.2f}")
+    return f"strands of another colour than the body at {width}x{height}, refined/raw: " + ", ".join(out)
 
 
 def ghost_check(height: int, width: int) -> str:
