@@ -79,6 +79,10 @@ COEFFICIENT_RADIUS = 2
 #: place. Tuned on benchmarks/matte_quality.py: UHD strands SAD 0.74 → 0.58 (8: 0.63; 32:
 #: 0.55, but strands of another colour than the body lose more); PRIOR 0.02-0.1 within 0.01.
 WIDE_WINDOW, PRIOR = 16, 0.1
+#: The wide window's means change slowly: they are taken over blocks of WIDE_STEP reduced
+#: pixels and upsampled back (a sixteenth of the work; the benchmark's figures the same to
+#: 0.01).
+WIDE_STEP = 4
 
 
 def raw_matte(logits: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -175,9 +179,16 @@ def _hardness(logits: torch.Tensor) -> torch.Tensor:
     return _dilate(torch.maximum(slope, ridge), reach, reach)
 
 
+#: `_coefficients`' first channels: each model's u (3), c and confidence, sampled
+#: bilinearly at plate pixels; the rest (each model's line, `_model`) are read at the
+#: pixel's own block (they only choose between the models).
+ALPHA_CHANNELS = 10
+
+
 def _coefficients(p: torch.Tensor, image: torch.Tensor, radius: int) -> torch.Tensor:
     """(1, 22, h, w) at reduced resolution: two colour models (`_model`), the local window's
-    and the one with the wide window's colours as its prior (WIDE_WINDOW, PRIOR).
+    and the one with the wide window's colours as its prior (WIDE_WINDOW, PRIOR): their
+    alpha coefficients (ALPHA_CHANNELS), then their lines.
 
     Foreground/background colours are means weighted by p² / (1 − p)²; all ten box means of
     a window are taken in one call.
@@ -185,16 +196,21 @@ def _coefficients(p: torch.Tensor, image: torch.Tensor, radius: int) -> torch.Te
     wf, wb = p * p, (1 - p) * (1 - p)
     squares = (image * image).sum(1, keepdim=True)
     weighted = torch.cat([wf, wb, wf * image, wb * image, wf * squares, wb * squares], 1)
-    local, wide = _box(weighted, radius), _box(weighted, WIDE_WINDOW * radius)
+    local = _box(weighted, radius)
+    coarse = _downsample(weighted, WIDE_STEP)
+    wide = _box(coarse, max(1, round(WIDE_WINDOW * radius / WIDE_STEP)))
+    wide = F.interpolate(wide, size=weighted.shape[-2:], mode="bilinear", align_corners=False)
     # the wide window's means, scaled so that their foreground and background weights are PRIOR each
     f, b = PRIOR / (wide[:, 0:1] + 1e-6), PRIOR / (wide[:, 1:2] + 1e-6)
     prior = torch.cat([f, b, f.expand(-1, 3, -1, -1), b.expand(-1, 3, -1, -1), f, b], 1)
-    return torch.cat([_model(local), _model(local + prior * wide)], 1)
+    (alpha, line), (wide_alpha, wide_line) = _model(local), _model(local + prior * wide)
+    return torch.cat([alpha, wide_alpha, line, wide_line], 1)
 
 
-def _model(sums: torch.Tensor) -> torch.Tensor:
-    """(1, 11, h, w): u (3), c, confidence, background (3), foreground − background (3) of
-    one window's weighted means (`_coefficients`), so that alpha = u·I − c near edges."""
+def _model(sums: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Of one window's weighted means (`_coefficients`): (1, 5, h, w) u (3), c, confidence,
+    so that alpha = u·I − c near edges, and (1, 6, h, w) its line: the background colour
+    (3) and foreground − background (3)."""
     nf, nb = sums[:, 0:1] + 1e-6, sums[:, 1:2] + 1e-6
     fg, bg = sums[:, 2:5] / nf, sums[:, 5:8] / nb
     texture = (sums[:, 8:9] / nf - (fg * fg).sum(1, keepdim=True)).clamp(min=0) + (
@@ -205,17 +221,17 @@ def _model(sums: torch.Tensor) -> torch.Tensor:
     u = d / (d2 + 1e-6)
     c = (bg * u).sum(1, keepdim=True)
     confidence = d2 / (d2 + CONTRAST * CONTRAST + TEXTURE * texture)
-    return torch.cat([u, c, confidence, bg, d], 1)
+    return torch.cat([u, c, confidence], 1), torch.cat([bg, d], 1)
 
 
-def _colour_alpha(pixels: torch.Tensor, models: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Alpha and confidence of (3, n) plate pixels from their two sampled (22, n) colour
-    models: each pixel takes the model whose line segment from background to foreground
-    colour passes nearer its colour."""
+def _colour_alpha(pixels: torch.Tensor, coefficients: torch.Tensor, lines: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Alpha and confidence of (3, n) plate pixels from the two models' (10, n) sampled
+    coefficients and (12, n) lines (`_coefficients`): each pixel takes the model whose line
+    segment from background to foreground colour passes nearer its colour."""
     fits = []
-    for m in (models[:11], models[11:]):
+    for m, line in ((coefficients[:5], lines[:6]), (coefficients[5:], lines[6:])):
         alpha = ((pixels * m[:3]).sum(0) - m[3]).clamp_(0, 1)
-        off = pixels - m[5:8] - alpha * m[8:11]
+        off = pixels - line[:3] - alpha * line[3:]
         fits.append((alpha, m[4], (off * off).sum(0)))
     (alpha, confidence, local), (wide_alpha, wide_confidence, wide) = fits
     nearer = wide < local
@@ -256,9 +272,11 @@ def refine_edges(
     inside = torch.nonzero(band > BAND_FLOOR)[:, 0]  # about a third of the candidates
     idx, ys, xs, p, band = (t.index_select(0, inside) for t in (idx, ys, xs, p, band))
     coefficients = _coefficients(reduced, _downsample(guide, scale), r)
-    at = _sample(coefficients, ys, xs, height, width)
+    at = _sample(coefficients[:, :ALPHA_CHANNELS], ys, xs, height, width)
+    blocks = (ys // scale) * coefficients.shape[-1] + xs // scale  # each pixel's own block
+    lines = coefficients[0, ALPHA_CHANNELS:].flatten(1).index_select(1, blocks)
     hard = _sample(_hardness(logits), ys, xs, height, width)[0]
-    colour_alpha, confidence = _colour_alpha(guide.reshape(3, -1).index_select(1, idx), at)
+    colour_alpha, confidence = _colour_alpha(guide.reshape(3, -1).index_select(1, idx), at, lines)
     weight = strength * band * confidence * hard
     flat[idx] = p + weight * (colour_alpha - p)
     return matte
