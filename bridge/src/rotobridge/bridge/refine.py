@@ -76,8 +76,8 @@ COEFFICIENT_RADIUS = 2
 #: the object or of the rest), and each band pixel reads alpha off whichever of the two
 #: lines (background to foreground colour) passes nearer its colour: the wide one on a
 #: strand the body's colour, the local one where the object's colours differ from place to
-#: place. Tuned on benchmarks/matte_quality.py: UHD strands SAD 0.74 → 0.58 (8: 0.63; 32:
-#: 0.55, but strands of another colour than the body lose more); PRIOR 0.02-0.1 within 0.01.
+#: place. Tuned on benchmarks/matte_quality.py: UHD strands SAD 0.74 → 0.57 (32: 0.55, but
+#: strands of another colour than the body lose more); PRIOR 0.02: the same at UHD, 1080p 0.40.
 WIDE_WINDOW, PRIOR = 16, 0.1
 #: The wide window's means change slowly: they are taken over blocks of WIDE_STEP reduced
 #: pixels and upsampled back (a sixteenth of the work; the benchmark's figures the same to
