@@ -404,8 +404,9 @@ def smoothing_accuracy(frames: int = 6) -> str:
         smoothed = [m for t, (p, a) in enumerate(zip(sequence, refined)) for _, m in smoother.push(t, a, p.image[None])]
         smoothed += [m for _, m in smoother.flush()]
         middle = range(temporal.RADIUS, frames - temporal.RADIUS)
-        before = sum(score(refined[t][0, 0], sequence[t].truth, edge_band(sequence[t].truth, math.ceil(2 * width / LOW))).sad for t in middle)
-        after = sum(score(smoothed[t][0, 0], sequence[t].truth, edge_band(sequence[t].truth, math.ceil(2 * width / LOW))).sad for t in middle)
+        bands = {t: edge_band(sequence[t].truth, math.ceil(2 * width / LOW)) for t in middle}
+        before = sum(score(refined[t][0, 0], sequence[t].truth, bands[t]).sad for t in middle)
+        after = sum(score(smoothed[t][0, 0], sequence[t].truth, bands[t]).sad for t in middle)
         out.append(f"{shift:g} px/frame: SAD {before / len(middle):.2f} -> {after / len(middle):.2f} (x{after / before:.2f})")
     return "smoothing against the truth (silhouette at 1080p, edge band, refined -> smoothed): " + ", ".join(out)
 
