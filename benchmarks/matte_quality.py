@@ -411,13 +411,18 @@ def smoothing_accuracy(frames: int = 6) -> str:
     return "smoothing against the truth (silhouette at 1080p, edge band, refined -> smoothed): " + ", ".join(out)
 
 
+def _body_and_strands(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The strands plate's two alphas, apart: its body and its strands (with the cables)."""
+    x, y = _grid(height, width)
+    cx, cy, radius = width * 0.45, height * 0.5, height * 0.28 * 0.7
+    return _blob(x, y, cx, cy, radius), _strands(x, y, cx, cy, radius, 0, width / 1920)
+
+
 def colour_check(height: int, width: int) -> str:
     """The strands plate with strands of another colour than the body (light blue, dark
     brown): refinement's wide-window colour model (refine.WIDE_WINDOW) knows only the
     body's colour, and must leave such strands to the local one. Refined/raw ratios."""
-    x, y = _grid(height, width)
-    cx, cy, radius = width * 0.45, height * 0.5, height * 0.28 * 0.7
-    body, strands = _blob(x, y, cx, cy, radius), _strands(x, y, cx, cy, radius, 0, width / 1920)
+    body, strands = _body_and_strands(height, width)
     truth = torch.maximum(body, strands)
     plate, background = _compose(truth, 10), _compose(torch.zeros_like(truth), 10)
     logits, band = logits_from_truth(truth), edge_band(truth, math.ceil(2 * width / LOW))
@@ -437,10 +442,8 @@ def ghost_check(height: int, width: int) -> str:
     only the body (faint ridges where the plate shows nothing), scored against the body.
     A refinement that trusts the plate's colour too far on ridges follows the background's
     texture there (docs/refine.md); refined/raw should stay near 1."""
-    x, y = _grid(height, width)
-    cx, cy, radius = width * 0.45, height * 0.5, height * 0.28 * 0.7
-    body = _blob(x, y, cx, cy, radius)
-    ghosts = torch.maximum(body, _strands(x, y, cx, cy, radius, 0, width / 1920))
+    body, strands = _body_and_strands(height, width)
+    ghosts = torch.maximum(body, strands)
     logits, image = logits_from_truth(ghosts), _compose(body, 10)
     with torch.inference_mode():
         raw = refine.raw_matte(logits, height, width)[0, 0]
