@@ -426,13 +426,14 @@ def colour_check(height: int, width: int) -> str:
     truth = torch.maximum(body, strands)
     plate, background = _compose(truth, 10), _compose(torch.zeros_like(truth), 10)
     logits, band = logits_from_truth(truth), edge_band(truth, math.ceil(2 * width / LOW))
+    with torch.inference_mode():
+        r = score(refine.raw_matte(logits, height, width)[0, 0], truth, band)  # the same for every colour
     out = []
     for name, colour in (("light blue", (0.35, 0.55, 0.9)), ("dark brown", (0.15, 0.1, 0.08))):
         image = torch.where(strands > body, strands * torch.tensor(colour).view(3, 1, 1) + (1 - strands) * background, plate)
         with torch.inference_mode():
-            raw = refine.raw_matte(logits, height, width)[0, 0]
             refined = refine.apply(logits, image[None], MatteControls(), height, width)[0, 0]
-        r, f = score(raw, truth, band), score(refined, truth, band)
+        f = score(refined, truth, band)
         out.append(f"{name} SAD {f.sad / r.sad:.2f} gradient {f.grad / r.grad:.2f}")
     return f"strands of another colour than the body at {width}x{height}, refined/raw: " + ", ".join(out)
 

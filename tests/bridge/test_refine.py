@@ -181,7 +181,6 @@ def test_a_strand_thinner_than_a_logit_cell_is_refined() -> None:
     assert float(refined[0, 0, :, 112].mean()) > 2 * float(raw[0, 0, :, 112].mean())  # the strand itself
 
 
-
 def _strand_by_a_body(strand_colour: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(logits, guide, truth): a 1-pixel strand 52 px from the edge of a body, in 15-pixel
     logit cells, the strand `strand_colour`, the body orange, over green."""
