@@ -6,6 +6,8 @@ another library (OpenCV's Gaussian blur), never from the code under test.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import cv2
 import numpy as np
 import pytest
@@ -73,11 +75,13 @@ def test_refinement_needs_a_guide_of_the_plates_size() -> None:
         refine.apply(logits, guide[:, :, :-1], MatteControls(), H, W)
 
 
-def test_box_filter_equals_a_padded_average() -> None:
+@pytest.mark.parametrize("box", [refine._box, lambda x, r: refine._box_along(refine._box_along(x, r, -1), r, -2)])
+def test_box_filter_equals_a_padded_average(box: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
+    """On the CPU (OpenCV's box sums) and as other devices run it (running sums)."""
     x = torch.rand(1, 3, 37, 53, generator=torch.Generator().manual_seed(0))
     for r in (1, 4, 20):
         expected = F.avg_pool2d(x, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
-        torch.testing.assert_close(refine._box(x, r), expected, rtol=0, atol=1e-5)
+        torch.testing.assert_close(box(x, r), expected, rtol=0, atol=1e-5)
 
 
 def test_despeckle_removes_islands_and_fills_holes_under_the_area() -> None:

@@ -100,16 +100,25 @@ def _box_along(x: torch.Tensor, radius: int, dim: int) -> torch.Tensor:
     pad = [0, 0] * (x.ndim - 1 - dim % x.ndim) + [radius + 1, radius]
     sums = F.pad(x, pad).cumsum(dim)
     total = sums.narrow(dim, 2 * radius + 1, n) - sums.narrow(dim, 0, n)
-    i = torch.arange(n, device=x.device)
-    count = (torch.clamp(i + radius, max=n - 1) - torch.clamp(i - radius, min=0) + 1).to(x.dtype)
     shape = [1] * x.ndim
     shape[dim] = n
-    return total / count.view(shape)
+    return total / _counts(n, radius, x.device).to(x.dtype).view(shape)
 
 
 def _box(x: torch.Tensor, radius: int) -> torch.Tensor:
     """Mean over a (2r+1)² window, edges averaging only the pixels inside the image."""
+    if x.device.type == "cpu":  # OpenCV's box sums: a quarter of the running sums' cost
+        size = 2 * radius + 1
+        sums = _planes(x, lambda plane: cv2.boxFilter(plane, -1, (size, size), normalize=False, borderType=cv2.BORDER_CONSTANT))
+        counts = [_counts(n, radius, x.device) for n in x.shape[-2:]]
+        return sums.mul_(1 / (counts[0][:, None] * counts[1])).to(x.dtype)
     return _box_along(_box_along(x, radius, -1), radius, -2)
+
+
+def _counts(n: int, radius: int, device: torch.device) -> torch.Tensor:
+    """How many of the 2r+1 neighbours along an axis of n pixels lie inside it, per pixel."""
+    i = torch.arange(n, device=device)
+    return (torch.clamp(i + radius, max=n - 1) - torch.clamp(i - radius, min=0) + 1).float()
 
 
 def _planes(x: torch.Tensor, op: Callable[[np.ndarray], np.ndarray]) -> torch.Tensor:
