@@ -194,10 +194,12 @@ def _hardness(logits: torch.Tensor) -> torch.Tensor:
 ALPHA_CHANNELS = 10
 
 
-def _coefficients(p: torch.Tensor, image: torch.Tensor, radius: int) -> torch.Tensor:
+def _coefficients(p: torch.Tensor, image: torch.Tensor, radius: int, needed: torch.Tensor) -> torch.Tensor:
     """(1, 22, h, w) at reduced resolution: two colour models (`_model`), the local window's
     and the one with the wide window's colours as its prior (WIDE_WINDOW, PRIOR): their
-    alpha coefficients (ALPHA_CHANNELS), then their lines.
+    alpha coefficients (ALPHA_CHANNELS), then their lines. The models are made only where
+    `needed` (an (h, w) bool: the reduced pixels the band samples, a few percent of them on
+    most shots); elsewhere the coefficients are 0.
 
     Foreground/background colours are means weighted by p² / (1 − p)²; all ten box means of
     a window are taken in one call.
@@ -205,20 +207,24 @@ def _coefficients(p: torch.Tensor, image: torch.Tensor, radius: int) -> torch.Te
     wf, wb = p * p, (1 - p) * (1 - p)
     squares = (image * image).sum(1, keepdim=True)
     weighted = torch.cat([wf, wb, wf * image, wb * image, wf * squares, wb * squares], 1)
-    local = _box(weighted, radius)
+    h, w = weighted.shape[-2:]
+    at = torch.nonzero(needed.view(-1))[:, 0]
+    local = _box(weighted, radius).view(1, 10, -1).index_select(2, at)
     coarse = _downsample(weighted, WIDE_STEP)
     wide = _box(coarse, max(1, round(WIDE_WINDOW * radius / WIDE_STEP)))
-    wide = F.interpolate(wide, size=weighted.shape[-2:], mode="bilinear", align_corners=False)
+    wide = _sample(wide, at // w, at % w, h, w)[None]  # upsampled bilinearly, as F.interpolate would
     # the wide window's means, scaled so that their foreground and background weights are PRIOR each
     f, b = PRIOR / (wide[:, 0:1] + 1e-6), PRIOR / (wide[:, 1:2] + 1e-6)
-    prior = torch.cat([f, b, f.expand(-1, 3, -1, -1), b.expand(-1, 3, -1, -1), f, b], 1)
+    prior = torch.cat([f, b, f.expand(-1, 3, -1), b.expand(-1, 3, -1), f, b], 1)
     (alpha, line), (wide_alpha, wide_line) = _model(local), _model(local + prior * wide)
-    return torch.cat([alpha, wide_alpha, line, wide_line], 1)
+    out = torch.zeros(1, 22, h * w, dtype=weighted.dtype, device=weighted.device)
+    out.index_copy_(2, at, torch.cat([alpha, wide_alpha, line, wide_line], 1))
+    return out.view(1, 22, h, w)
 
 
 def _model(sums: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Of one window's weighted means (`_coefficients`): (1, 5, h, w) u (3), c, confidence,
-    so that alpha = u·I − c near edges, and (1, 6, h, w) its line: the background colour
+    """Of one window's weighted means (`_coefficients`, (1, 10, …)): (1, 5, …) u (3), c,
+    confidence, so that alpha = u·I − c near edges, and (1, 6, …) its line: the background colour
     (3) and foreground − background (3)."""
     nf, nb = sums[:, 0:1] + 1e-6, sums[:, 1:2] + 1e-6
     fg, bg = sums[:, 2:5] / nf, sums[:, 5:8] / nb
@@ -280,9 +286,11 @@ def refine_edges(
     band = (BAND_GAIN * p * (1 - p)).clamp_(max=1)
     inside = torch.nonzero(band > BAND_FLOOR)[:, 0]  # about a third of the candidates
     idx, ys, xs, p, band = (t.index_select(0, inside) for t in (idx, ys, xs, p, band))
-    coefficients = _coefficients(reduced, _downsample(guide, scale), r)
+    blocks = (ys // scale) * reduced.shape[-1] + xs // scale  # each pixel's own block
+    needed = torch.zeros(reduced.shape[-2:], device=reduced.device)
+    needed.view(-1)[blocks] = 1  # and, for bilinear sampling, the blocks around it
+    coefficients = _coefficients(reduced, _downsample(guide, scale), r, _dilate(needed[None, None], 1, 1)[0, 0] > 0)
     at = _sample(coefficients[:, :ALPHA_CHANNELS], ys, xs, height, width)
-    blocks = (ys // scale) * coefficients.shape[-1] + xs // scale  # each pixel's own block
     lines = coefficients[0, ALPHA_CHANNELS:].flatten(1).index_select(1, blocks)
     hard = _sample(_hardness(logits), ys, xs, height, width)[0]
     colour_alpha, confidence = _colour_alpha(guide.reshape(3, -1).index_select(1, idx), at, lines)
