@@ -288,15 +288,19 @@ class TemporalSmoother:
         if band.count:
             alpha = band.gather(current.alpha)
             total, weights = alpha.copy(), np.ones_like(alpha)
-            for path in paths:
+            window = (DISAGREEMENT_WINDOW, DISAGREEMENT_WINDOW)
+            for path in paths:  # in place, as far as it goes: a fresh band-sized array costs page faults
                 warped_alpha, w = self._warp(band, current, path)
-                disagreement = cv2.blur(cv2.absdiff(warped_alpha, alpha), (DISAGREEMENT_WINDOW, DISAGREEMENT_WINDOW))
                 # w = trust · agreement, the agreement 1 below MATTE_TOLERANCE / 2 falling to 0 at it
-                w *= np.clip(2.0 - disagreement * np.float32(2.0 / MATTE_TOLERANCE), 0.0, 1.0)
-                weights += w
-                total += w * warped_alpha
-            mean = total / weights
-            smoothed = band.scatter(np.clip(alpha + self.strength * (mean - alpha), 0.0, 1.0), current.alpha)
+                agreement = cv2.blur(cv2.absdiff(warped_alpha, alpha), window)
+                cv2.addWeighted(agreement, -2.0 / MATTE_TOLERANCE, agreement, 0.0, 2.0, dst=agreement)
+                np.clip(agreement, 0.0, 1.0, out=agreement)
+                cv2.multiply(w, agreement, dst=w)
+                cv2.add(weights, w, dst=weights)
+                cv2.accumulateProduct(w, warped_alpha, total)
+            mean = cv2.divide(total, weights, dst=total)
+            out = cv2.addWeighted(mean, self.strength, alpha, 1.0 - self.strength, 0.0, dst=mean)
+            smoothed = band.scatter(np.clip(out, 0.0, 1.0, out=out), current.alpha)  # bicubic samples overshoot
         out = torch.from_numpy(np.ascontiguousarray(smoothed)).to(current.matte.device, current.matte.dtype)
         return out.view_as(current.matte)
 
