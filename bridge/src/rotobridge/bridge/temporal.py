@@ -299,8 +299,8 @@ class TemporalSmoother:
                 cv2.add(weights, w, dst=weights)
                 cv2.accumulateProduct(w, warped_alpha, total)
             mean = cv2.divide(total, weights, dst=total)
-            out = cv2.addWeighted(mean, self.strength, alpha, 1.0 - self.strength, 0.0, dst=mean)
-            smoothed = band.scatter(np.clip(out, 0.0, 1.0, out=out), current.alpha)  # bicubic samples overshoot
+            blend = cv2.addWeighted(mean, self.strength, alpha, 1.0 - self.strength, 0.0, dst=mean)
+            smoothed = band.scatter(np.clip(blend, 0.0, 1.0, out=blend), current.alpha)  # bicubic samples overshoot
         out = torch.from_numpy(np.ascontiguousarray(smoothed)).to(current.matte.device, current.matte.dtype)
         return out.view_as(current.matte)
 
