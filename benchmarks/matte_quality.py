@@ -523,25 +523,25 @@ def flow_check(frames: int = 5) -> str:
         a = cv2.warpAffine(alpha0, move, (width, height))
         f = np.stack([cv2.warpAffine(c, move, (width, height), borderMode=cv2.BORDER_REFLECT) for c in fg0])
         alphas.append(a)
-        greys.append(temporal._grey(np.ascontiguousarray(a * f + (1 - a) * bg, np.float32), width, height))
+        greys.append(temporal._grey(np.ascontiguousarray(a * f + (1 - a) * bg, np.float32), width, height))  # (fine, flow's)
     band = cv2.dilate(((alphas[mid] > 0.01) & (alphas[mid] < 0.99)).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
     gx, gy = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-    h, w = greys[mid].shape
+    h, w = greys[mid][1].shape
     motion = temporal.Motion()
     fast, ours = cv2.DISOpticalFlow.create(cv2.DISOpticalFlow_PRESET_FAST), motion.new_flow()
     scale = np.array([width / w, height / h], np.float32)
-    seen = [temporal._Frame(t, torch.empty(0), a, g, True, shared=True) for t, (a, g) in enumerate(zip(alphas, greys))]
+    seen = [temporal._Frame(t, torch.empty(0), a, g, fine, True, shared=True) for t, (a, (fine, g)) in enumerate(zip(alphas, greys))]
 
     def smoother(a: int, b: int) -> np.ndarray:
         """temporal.py's flow from frame a to b, as the smoother makes it (composed beyond one frame)."""
         step = 1 if b > a else -1
-        fx, fy, _ = motion.pair(seen[a], tuple(seen[j] for j in range(a + step, b + step, step))).motion
+        fx, fy = motion.pair(seen[a], tuple(seen[j] for j in range(a + step, b + step, step))).motion
         return np.dstack([fx, fy]) / scale
 
     flows: dict[str, Callable[[int, int], np.ndarray]] = {
         "no flow": lambda a, b: np.zeros((h, w, 2), np.float32),
-        "FAST with variational refinement": lambda a, b: fast.calc(greys[a], greys[b], None),
-        "FAST without it": lambda a, b: ours.calc(greys[a], greys[b], None),
+        "FAST with variational refinement": lambda a, b: fast.calc(greys[a][1], greys[b][1], None),
+        "FAST without it": lambda a, b: ours.calc(greys[a][1], greys[b][1], None),
         "temporal.py's (composed beyond 1)": smoother,
     }
     out = ["flow check: a turning, growing, sliding object over a still plate at 1080p, its neighbours' true "

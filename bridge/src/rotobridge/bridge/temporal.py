@@ -8,8 +8,9 @@ without lagging a moving edge (the flow carries the neighbours' edges to where t
 is; the window is centred, so it looks ahead as far as it looks back). A neighbour only
 counts where it can be trusted:
 
-- where its warped plate matches this frame's plate (`PHOTO_TOLERANCE`): occlusions and
-  flow failures keep this frame's matte;
+- where its warped plate matches this frame's plate, pixel by pixel (`PHOTO_TOLERANCE`):
+  occlusions and flow failures keep this frame's matte, and so do the pixels of a moving
+  outline that took the other side's motion (the flow is a vector per 4×4 pixels);
 - where its warped matte is near this frame's over a small window (`MATTE_TOLERANCE`): a
   disagreement wider than chatter is the object changing, not noise;
 - not at all if the object is absent in it (no pixel above 0.5): an object that just
@@ -40,8 +41,14 @@ import torch
 
 #: Frames each side of the one smoothed: the smoother holds back this many frames.
 RADIUS = 2
-#: Plate difference (grey levels, 0-255) at which a warped neighbour's weight halves.
-PHOTO_TOLERANCE = 12.0
+#: Plate difference (grey levels, 0-255, at plate resolution) at which a warped
+#: neighbour's weight halves. Tuned on benchmarks/matte_quality.py, the silhouette's
+#: chatter cut and its smoothed/refined distance from the truth at 0.4, 2 and 6 px a frame
+#: (smoothing_accuracy): 18 cut the chatter by 50%, ×0.93, ×0.97, ×1.11; 24: 51%, ×0.95,
+#: ×1.01, ×1.19; 32: 52%, ×0.96, ×1.05, ×1.30 (the test per flow pixel, before: 52%,
+#: ×0.98, ×1.18, ×1.58). With grain of 3 levels changing from frame to frame, 24: 51%,
+#: ×0.94, ×1.01, ×1.19.
+PHOTO_TOLERANCE = 24.0
 #: Matte difference, averaged over DISAGREEMENT_WINDOW², at which a warped neighbour's
 #: weight falls to zero (it is full below half of it). Chatter moves an edge by a pixel or
 #: two, a thin line of difference that the window averages away; an object changing
@@ -69,6 +76,7 @@ class _Frame:
     matte: torch.Tensor  # as pushed
     alpha: np.ndarray  # (H, W) float32 on the CPU
     grey: np.ndarray  # (h, w) uint8 at flow resolution
+    fine: np.ndarray  # (H, W) uint8: the same picture at plate resolution (plate trust)
     present: bool
     shared: bool  # grey is the plate's, which the pass's other objects share
     #: flows to the next frames (by frame), when not shared: kept here for this smoother's jobs
@@ -79,18 +87,18 @@ class _Frame:
 class _Pair:
     """How frame `other` moves onto frame `current`, from the plates alone (flow resolution)."""
 
-    #: (h, w) float32 planes: the flow from current to other (x, y, in plate pixels) and the
-    #: trust, how well other's warped plate matches current's. Separate planes: OpenCV
-    #: samples three of them faster than one three-channel picture it then has to split.
-    motion: tuple[np.ndarray, np.ndarray, np.ndarray]
+    #: (h, w) float32 planes: the flow from current to other (x, y, in plate pixels).
+    #: Separate planes: OpenCV samples two of them faster than one two-channel picture it
+    #: then has to split.
+    motion: tuple[np.ndarray, np.ndarray]
 
 
 class Motion:
     """What one pass's plates say about motion, shared by the smoothers of its objects.
 
     Every object of a pass is pushed with the same plate frames, so each frame's grey
-    picture, each one-frame flow (`step`) and each pair's flow and plate trust (most of a
-    smoother's cost on a short edge) are made once, not once per object. A frame's flow to
+    pictures, each one-frame flow (`step`) and each pair's flow (most of a smoother's cost
+    on a short edge) are made once, not once per object. A frame's flow to
     a neighbour two or more frames away is composed of one-frame flows along the way, so a
     frame costs two optical flows (to the frames each side), not 2·RADIUS: the flow check in
     benchmarks/matte_quality.py puts the composed flow's error at a turning object's outline
@@ -103,7 +111,7 @@ class Motion:
     def __init__(self) -> None:
         self._flows = threading.local()  # OpenCV's DIS keeps state between calls: one per thread
         self._lock = threading.Lock()
-        self._greys: dict[int, np.ndarray] = {}
+        self._greys: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._steps: dict[tuple[int, int], Future[np.ndarray]] = {}
         self._pairs: dict[tuple[int, int], Future[_Pair]] = {}
 
@@ -117,9 +125,9 @@ class Motion:
         flow.setVariationalRefinementIterations(0)
         return flow
 
-    def grey(self, frame: int, source: torch.Tensor | np.ndarray, width: int, height: int) -> np.ndarray:
-        """`frame`'s picture at flow resolution, uint8: from the plate (a (3, H, W) tensor,
-        0-1, cached by frame) or a matte (an (H, W) array, not cached)."""
+    def grey(self, frame: int, source: torch.Tensor | np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+        """`frame`'s grey picture, uint8, at plate and at flow resolution (`_grey`): from the
+        plate (a (3, H, W) tensor, 0-1, cached by frame) or a matte (an (H, W) array, not cached)."""
         if isinstance(source, np.ndarray):
             return _grey(source, width, height)
         with self._lock:
@@ -169,12 +177,9 @@ class Motion:
             onward = cv2.remap(self.step(before, frame), cv2.add(gx, flow[..., 0]), cv2.add(gy, flow[..., 1]),
                                cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             flow, before = cv2.add(flow, onward), frame
-        other = path[-1]
         fx, fy = np.ascontiguousarray(flow[..., 0]), np.ascontiguousarray(flow[..., 1])
-        grey = cv2.remap(other.grey, cv2.add(gx, fx), cv2.add(gy, fy), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        trust = cv2.LUT(cv2.absdiff(grey, current.grey), _TRUST)
         height, width = current.alpha.shape
-        return _Pair((cv2.multiply(fx, width / w), cv2.multiply(fy, height / h), trust))
+        return _Pair((cv2.multiply(fx, width / w), cv2.multiply(fy, height / h)))
 
 
 def _once(lock: threading.Lock, cache: dict[tuple[int, int], Future[T]], key: tuple[int, int], make: Callable[[], T]) -> T:
@@ -198,16 +203,20 @@ def _once(lock: threading.Lock, cache: dict[tuple[int, int], Future[T]], key: tu
 _TRUST = (1.0 / (1.0 + (np.arange(256, dtype=np.float32) / PHOTO_TOLERANCE) ** 2)).reshape(1, 256)
 
 
-def _grey(picture: np.ndarray, width: int, height: int) -> np.ndarray:
-    """An (H, W) matte or a (3, H, W) plate as uint8 grey at flow resolution (a plate's
-    channels are averaged after the resize: the same mean, over far fewer pixels)."""
+def _grey(picture: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """An (H, W) matte or a (3, H, W) plate as uint8 grey (the channels' mean) at plate
+    resolution, and at flow resolution (averaged down from it: a third of the cost of
+    averaging each channel down)."""
     planes = picture.reshape(-1, height, width)
+    total = planes[0]
+    for plane in planes[1:]:
+        total = cv2.add(total, plane)
+    fine: np.ndarray = cv2.convertScaleAbs(total, alpha=255.0 / len(planes))  # rounded, 0-255
     scale = min(1.0, FLOW_WIDTH / width)
-    if scale < 1:
-        size = (round(width * scale), round(height * scale))
-        planes = np.stack([cv2.resize(plane, size, interpolation=cv2.INTER_AREA) for plane in planes])
-    grey: np.ndarray = np.clip(planes.mean(0) * 255 + 0.5, 0, 255).astype(np.uint8)
-    return grey
+    if scale == 1:
+        return fine, fine
+    size = (round(width * scale), round(height * scale))
+    return fine, np.asarray(cv2.resize(fine, size, interpolation=cv2.INTER_AREA))
 
 
 class TemporalSmoother:
@@ -276,8 +285,8 @@ class TemporalSmoother:
     def _frame(self, frame: int, matte: torch.Tensor, guide: torch.Tensor | None) -> _Frame:
         alpha = matte.detach()[0, 0].float().cpu().numpy()
         height, width = alpha.shape
-        grey = self._motion.grey(frame, alpha if guide is None else guide[0], width, height)
-        return _Frame(frame, matte, alpha, grey, bool((alpha > 0.5).any()), shared=guide is not None)
+        fine, grey = self._motion.grey(frame, alpha if guide is None else guide[0], width, height)
+        return _Frame(frame, matte, alpha, grey, fine, bool((alpha > 0.5).any()), shared=guide is not None)
 
     def _smooth(self, current: _Frame, paths: tuple[tuple[_Frame, ...], ...]) -> torch.Tensor:
         """`paths`: to each present neighbour, from the frame next to `current` (`Motion.pair`)."""
@@ -286,11 +295,11 @@ class TemporalSmoother:
         smoothed = current.alpha
         band = _Band(current.alpha, current.grey.shape)
         if band.count:
-            alpha = band.gather(current.alpha)
+            alpha, here = band.gather(current.alpha), band.gather(current.fine)
             total, weights = alpha.copy(), np.ones_like(alpha)
             window = (DISAGREEMENT_WINDOW, DISAGREEMENT_WINDOW)
             for path in paths:  # in place, as far as it goes: a fresh band-sized array costs page faults
-                warped_alpha, w = self._warp(band, current, path)
+                warped_alpha, w = self._warp(band, current, path, here)
                 # w = trust · agreement, the agreement 1 below MATTE_TOLERANCE / 2 falling to 0 at it
                 agreement = cv2.blur(cv2.absdiff(warped_alpha, alpha), window)
                 cv2.addWeighted(agreement, -2.0 / MATTE_TOLERANCE, agreement, 0.0, 2.0, dst=agreement)
@@ -304,20 +313,25 @@ class TemporalSmoother:
         out = torch.from_numpy(np.ascontiguousarray(smoothed)).to(current.matte.device, current.matte.dtype)
         return out.view_as(current.matte)
 
-    def _warp(self, band: _Band, current: _Frame, path: tuple[_Frame, ...]) -> tuple[np.ndarray, np.ndarray]:
+    def _warp(self, band: _Band, current: _Frame, path: tuple[_Frame, ...], here: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The matte of `path`'s last frame moved onto `current`'s band along the flow from
         current to it (each band pixel takes its nearest flow pixel's motion: a quarter of the cost of
         interpolating it, and the same warp to 0.3% at a turning object's outline, by the
-        flow check in benchmarks/matte_quality.py), and how far that move can be trusted.
-        The matte is sampled bicubically: a bilinear sample between pixels softens a
-        refined, pixel-sharp edge, and five softened edges averaged put the smoothed matte
-        further from the truth than the frame's own (edge-band SAD ×1.18 at 0.4 px a
-        frame; bicubic ×0.98: the benchmark's smoothing_accuracy)."""
+        flow check in benchmarks/matte_quality.py), and how far that move can be trusted:
+        how well its plate, moved the same way, matches this frame's (`here`: current's
+        grey plate over the band), pixel by pixel. At a moving outline a flow vector is
+        either the object's or the background's, and the pixels it moves wrongly show the
+        other side's colour. The matte is sampled bicubically: a bilinear sample between
+        pixels softens a refined, pixel-sharp edge, and five softened edges averaged put
+        the smoothed matte further from the truth than the frame's own (edge-band SAD ×1.18
+        at 0.4 px a frame; bicubic ×0.98: the benchmark's smoothing_accuracy)."""
         pair, other = self._motion.pair(current, path), path[-1]
-        fx, fy, trust = (cv2.remap(plane, *band.low, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE) for plane in pair.motion)
+        fx, fy = (cv2.remap(plane, *band.low, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE) for plane in pair.motion)
         x, y = band.xy
-        alpha = cv2.remap(other.alpha, cv2.add(x, fx), cv2.add(y, fy), cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-        return alpha, trust
+        mx, my = cv2.add(x, fx), cv2.add(y, fy)
+        alpha = cv2.remap(other.alpha, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        seen = cv2.remap(other.fine, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return alpha, cv2.LUT(cv2.absdiff(seen, here), _TRUST)
 
 
 class _Band:
