@@ -51,6 +51,8 @@ LOW = 256  # SAM 2's logits at the shipped 1024 input
 #: Logit noise per frame on the moving plates (see logits_from_truth): SAM 2's edge wanders
 #: by about a pixel at 1080p from frame to frame.
 WANDER = 1.5
+#: Pixels a frame the slowly moving plates move (chatter, smoothing's cost).
+SLOW = 0.4
 
 
 # --- plates -----------------------------------------------------------------------------
@@ -159,6 +161,11 @@ def plates(height: int, width: int, *, shift: float = 0.0, seed: int = 0, only: 
         for i, ((name, kind), a) in enumerate(alphas.items())
         if not only or name in only
     ]
+
+
+def moving(name: str, shift: float, frames: int) -> list[Plate]:
+    """One 1080p plate's frames, its object moving `shift` pixels right each frame."""
+    return [plates(1080, 1920, shift=shift * t, only=(name,))[0] for t in range(frames)]
 
 
 def logits_from_truth(truth: torch.Tensor, wander: float = 0.0, seed: int = 0) -> torch.Tensor:
@@ -318,7 +325,7 @@ def main() -> None:
         print("\n".join(rows))
         one_frame = one_frame or costs
 
-    print(f"temporal smoothing, strength {args.strength} (radius {temporal.RADIUS}): plates moving 0.4 px/frame, "
+    print(f"temporal smoothing, strength {args.strength} (radius {temporal.RADIUS}): plates moving {SLOW} px/frame, "
           f"{args.frames} frames at 1080p, SAM 2's edge wandering (logit noise {WANDER}) from frame to frame")
     rows, smoothing = run_temporal(controls, args.strength, args.frames, args.repeat)
     print("\n".join(rows))
@@ -348,10 +355,10 @@ def main() -> None:
 
 def run_temporal(controls: MatteControls, strength: float, frames: int, repeat: int) -> tuple[list[str], Costs]:
     """Chatter (edge band, known motion) and IoU before/after smoothing, and its cost per plate."""
-    shift, height, width = 0.4, 1080, 1920
+    shift, height, width = SLOW, 1080, 1920
     rows, costs = [], {}
     for name in ("silhouette", "strands"):
-        sequence = [plates(height, width, shift=shift * t, only=(name,))[0] for t in range(frames)]
+        sequence = moving(name, shift, frames)
         band = edge_band(sequence[frames // 2].truth, math.ceil(2 * width / LOW))
         raws, refined = [], []
         with torch.inference_mode():
@@ -400,7 +407,7 @@ def side_by_side(controls: MatteControls, strength: float, frames: int, repeat: 
     out = []
     with ThreadPoolExecutor(workers) as pool:
         for name in ("silhouette", "strands"):
-            sequence = [plates(height, width, shift=0.4 * t, only=(name,))[0] for t in range(frames)]
+            sequence = moving(name, SLOW, frames)
             logits = [logits_from_truth(p.truth, WANDER, seed=t) for t, p in enumerate(sequence)]
 
             def one(t: int) -> torch.Tensor:
@@ -426,8 +433,8 @@ def smoothing_accuracy(frames: int = 6) -> str:
     frames, refined and then smoothed (below 1: smoothing brings the matte nearer the truth)."""
     height, width = 1080, 1920
     out = []
-    for shift in (0.4, 2.0, 6.0):
-        sequence = [plates(height, width, shift=shift * t, only=("silhouette",))[0] for t in range(frames)]
+    for shift in (SLOW, 2.0, 6.0):
+        sequence = moving("silhouette", shift, frames)
         with torch.inference_mode():
             refined = [refine.apply(logits_from_truth(p.truth, WANDER, seed=t), p.image[None], MatteControls(), height, width)
                        for t, p in enumerate(sequence)]
