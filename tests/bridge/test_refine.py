@@ -64,7 +64,16 @@ def test_refinement_leaves_a_soft_edge_as_it_was() -> None:
 def test_no_colour_difference_no_change() -> None:
     logits, _, _ = _edge_shot()
     flat = torch.full((1, 3, H, W), 0.4)
-    assert torch.allclose(refine.apply(logits, flat, MatteControls(), H, W), refine.raw_matte(logits, H, W), atol=1e-6)
+    assert torch.allclose(refine.apply(logits, flat, MatteControls(), H, W), refine.unsure_matte(logits, H, W), atol=1e-6)
+
+
+@pytest.mark.parametrize(("height", "width"), [(H, W), (1080, 1920), (101, 167)])
+def test_refinement_starts_from_sam2s_matte(height: int, width: int) -> None:
+    """On the CPU refinement upsamples with OpenCV, not torch: the same bilinear matte as
+    sam2's (`upsample_logits`, then sigmoid) to 1e-4, on logits as steep as SAM 2's."""
+    logits = 9.2 * torch.randn(1, 1, 256, 256, generator=torch.Generator().manual_seed(3)).clamp(-1, 1)
+    sam2 = torch.sigmoid(upsample_logits(logits, height, width))
+    torch.testing.assert_close(refine.unsure_matte(logits, height, width), sam2, rtol=0, atol=1e-4)
 
 
 def test_refinement_needs_a_guide_of_the_plates_size() -> None:
@@ -158,7 +167,7 @@ def test_only_the_band_changes_and_partial_blocks_are_refined() -> None:
     truth = (0.5 - (x - 160 - 0.05 * y)).clamp(0, 1)[None, None]
     guide = truth * torch.tensor([0.9, 0.55, 0.2]).view(1, 3, 1, 1) + (1 - truth) * torch.tensor([0.2, 0.45, 0.25]).view(1, 3, 1, 1)
     logits = torch.logit(F.interpolate(truth, size=(LOW, LOW), mode="area"), eps=1e-4)
-    raw = refine.raw_matte(logits, h, w)
+    raw = refine.unsure_matte(logits, h, w)
     refined = refine.apply(logits, guide, MatteControls(), h, w)
     sure = refine.BAND_GAIN * raw * (1 - raw) <= refine.BAND_FLOOR
     assert torch.equal(refined[sure], raw[sure])
@@ -270,3 +279,22 @@ def test_the_cpu_paths_take_views_of_larger_tensors() -> None:
     assert not view.is_contiguous()
     assert torch.equal(refine._dilate(view, 2, 2), refine._dilate(copy, 2, 2))
     assert torch.equal(refine.feather(view, 1.5), refine.feather(copy, 1.5))
+
+
+@pytest.mark.parametrize(("height", "width"), [(96, 160), (101, 167), (7, 5)])
+def test_sampling_the_gate_at_band_pixels_is_the_bilinear_upsample_there(height: int, width: int) -> None:
+    """The gate is sampled at the band's pixels only: the values torch's bilinear upsample
+    (align_corners=False, as sam2's) gives there, the border pixels included."""
+    low = torch.rand(1, 1, 16, 12, generator=torch.Generator().manual_seed(height))
+    full = F.interpolate(low, size=(height, width), mode="bilinear", align_corners=False)[0, 0]
+    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    at = refine._bilinear_at(low[0, 0], ys.reshape(-1), xs.reshape(-1), height, width)
+    torch.testing.assert_close(at.view(height, width), full, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [(1080, 1920), (37, 53), (1, 3)])
+def test_the_band_pixels_are_the_masks_non_zero_ones(size: tuple[int, int]) -> None:
+    rng = np.random.default_rng(size[1])
+    for density in (0.0, 0.01, 0.5, 1.0):
+        mask = np.where(rng.random(size) < density, 255, 0).astype(np.uint8)
+        assert np.array_equal(refine._nonzero(mask), np.flatnonzero(mask))
