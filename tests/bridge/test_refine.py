@@ -61,6 +61,14 @@ def test_refinement_leaves_a_soft_edge_as_it_was() -> None:
     assert _sad(refined, truth) <= 1.02 * _sad(raw, truth)
 
 
+def test_a_frame_whose_edges_are_all_soft_is_sam2s_matte_bit_for_bit() -> None:
+    """The gate is shut everywhere (a defocused edge): nothing to refine, so not even the
+    upsample differs from sam2's."""
+    logits, guide, _ = _edge_shot(soft=12.0)
+    assert float(refine._hardness(logits).max()) == 0
+    assert torch.equal(refine.apply(logits, guide, MatteControls(), H, W), torch.sigmoid(upsample_logits(logits, H, W)))
+
+
 def test_no_colour_difference_no_change() -> None:
     logits, _, _ = _edge_shot()
     flat = torch.full((1, 3, H, W), 0.4)

@@ -11,10 +11,11 @@ per-pixel linear coefficients (alpha = u·I − c) are computed at reduced resol
 filters and upsampled, so the work at plate resolution is a few per-pixel operations.
 It is used only in the band where SAM 2 is unsure and only as far as the two colours differ
 (no halos on flat colour; the raw matte stays where the plate cannot tell). Everything is
-torch, on the device the logits come from, but for three plate-sized neighbourhood
-operations (`_dilate`, `_blur`, `_downsample`), which on the CPU run in OpenCV: torch's
-stride-1 max pooling there is ~20x slower than `cv2.dilate` (a 1.5 px shrink/grow cost 81
-ms a 1080p frame), its convolution and average pooling 2-5x slower than OpenCV's.
+torch, on the device the logits come from, but for the plate-sized passes (`_dilate`,
+`_blur`, `_downsample`, `_upsample`, `_box` and the band's search in `_band`), which on
+the CPU run in OpenCV: torch's stride-1 max pooling there is ~20x slower than
+`cv2.dilate` (a 1.5 px shrink/grow cost 81 ms a 1080p frame), its convolution, pooling,
+bilinear upsample and comparisons 2-6x slower than OpenCV's.
 """
 
 from __future__ import annotations
@@ -97,8 +98,10 @@ def raw_matte(logits: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 def unsure_matte(logits: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """The matte edge refinement starts from: SAM 2's probabilities as `raw_matte`, upsampled
-    by `_upsample` (OpenCV's on the CPU: within 1e-4 of sam2's, for a sixth of the cost).
-    Refinement re-estimates its edges; the rest of the frame, where SAM 2 is sure, is kept."""
+    by `_upsample`. On the CPU that is OpenCV's resize, a sixth of torch's cost and within
+    1e-4 of sam2's matte (its logits within 3e-6 of float64 bilinear, torch's float32
+    within 5e-4). Refinement re-estimates the edges; elsewhere this matte is kept, so a
+    frame `edges` refines differs from sam2's by that much where SAM 2 is sure."""
     up = _upsample(logits.float(), height, width)
     return torch.sigmoid(up) if up is logits else torch.sigmoid_(up)
 
@@ -284,19 +287,19 @@ def _sample(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, height: int, wi
 
 
 def refine_edges(
-    matte: torch.Tensor, guide: torch.Tensor, strength: float, radius: float, logits: torch.Tensor
+    matte: torch.Tensor, guide: torch.Tensor, strength: float, radius: float, hardness: torch.Tensor
 ) -> torch.Tensor:
     """(1, 1, H, W) probabilities re-estimated from the (1, 3, H, W) display-referred guide,
     in place: `matte` is the caller's own (`edges` makes it), so the frame is not copied.
 
-    `logits`: SAM 2's (1, 1, h, w) logits the matte was upsampled from (for the hardness gate).
+    `hardness`: the gate (`_hardness`) of SAM 2's logits the matte was upsampled from.
     Only the band's pixels are computed (`_band`): the coefficients are sampled there, not
     upsampled whole.
     """
     if strength <= 0:
         return matte
     height, width = matte.shape[-2:]
-    idx, gate = _band(matte, _hardness(logits))
+    idx, gate = _band(matte, hardness)
     if idx.numel() == 0:
         return matte
     scale = max(1, round(radius / COEFFICIENT_RADIUS))
@@ -428,9 +431,12 @@ def edges(logits: torch.Tensor, guide: torch.Tensor | None, controls: MatteContr
         raise ValueError("edge refinement needs the plate as a guide")
     if tuple(guide.shape) != (1, 3, height, width):
         raise ValueError(f"guide is {tuple(guide.shape)}: need (1, 3, {height}, {width})")
+    hardness = _hardness(logits)
+    if not bool((hardness > 0).any()):  # every edge soft: nothing to refine, SAM 2's matte bit for bit
+        return raw_matte(logits, height, width)
     cell = max(height / logits.shape[-2], width / logits.shape[-1])
     radius = controls.refine_radius or AUTO_RADIUS * cell
-    return refine_edges(unsure_matte(logits, height, width), guide, controls.refine, radius, logits)
+    return refine_edges(unsure_matte(logits, height, width), guide, controls.refine, radius, hardness)
 
 
 def finish(matte: torch.Tensor, controls: MatteControls) -> torch.Tensor:
