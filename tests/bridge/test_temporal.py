@@ -173,6 +173,20 @@ def test_chatter_is_averaged_out() -> None:
     assert smooth_chatter < 0.5 * raw_chatter
 
 
+def test_a_matte_that_changes_over_an_area_is_not_averaged_away() -> None:
+    """One frame's matte holds a part the others lack (a 10x10 px patch off the disc) over
+    a plate that does not move, so the plate trusts every neighbour: the disagreement over
+    an area, not a line, keeps the patch in its frame and out of the others."""
+    plate = _plate(_disc(60), 0)
+    mattes = [_disc(60) for _ in range(7)]
+    mattes[3] = mattes[3].clone()
+    mattes[3][..., 10:20, 90:100] = 1.0
+    out = dict(_run(temporal.TemporalSmoother(1.0), mattes, [plate] * 7))
+    assert float(out[3][..., 11:19, 91:99].min()) > 0.95
+    for t in (1, 2, 4, 5):
+        assert float(out[t][..., 11:19, 91:99].max()) < 0.05
+
+
 def test_without_a_guide_flow_comes_from_the_mattes() -> None:
     speed = 2.0
     truths = [_disc(40 + speed * t) for t in range(5)]

@@ -52,9 +52,15 @@ PHOTO_TOLERANCE = 24.0
 #: Matte difference, averaged over DISAGREEMENT_WINDOW², at which a warped neighbour's
 #: weight falls to zero (it is full below half of it). Chatter moves an edge by a pixel or
 #: two, a thin line of difference that the window averages away; an object changing
-#: shape differs over an area.
-MATTE_TOLERANCE = 0.6
-DISAGREEMENT_WINDOW = 5
+#: shape differs over an area. The band's tiles carry a margin of the window's radius, so a
+#: 3×3 window warps a fifth fewer pixels than a 5×5 (strands' smoothing 52 → 45 ms CPU a
+#: 1080p frame). Tuned on benchmarks/matte_quality.py (chatter cuts; smoothing_accuracy at
+#: 0.4, 2, 6 px a frame): 5×5 at 0.6, before: 51%, 66%; ×0.95, ×1.01, ×1.19. 3×3 at 0.6:
+#: the same but for ×1.11 at 6 px, yet a hard edge wandering 1.6 px weighs a quarter
+#: (test_chatter_is_averaged_out fails); at 0.8: 51%, 66%; ×0.95, ×1.01, ×1.18; at 1.0 a
+#: difference of 0.7 over an area still weighs 0.6.
+MATTE_TOLERANCE = 0.8
+DISAGREEMENT_WINDOW = 3
 #: Optical flow is computed at most this wide (plate pixels are averaged down to it). DIS
 #: flow is sub-pixel, so a quarter of 1080p's width keeps the chatter cut of 960 (the
 #: matte quality benchmark: 60% and 75% at 480, 640 and 960) at a quarter of the cost.
