@@ -299,7 +299,7 @@ def refine_edges(
     if strength <= 0:
         return matte
     height, width = matte.shape[-2:]
-    idx, gate = _band(matte, hardness)
+    idx, ys, xs, gate = _band(matte, hardness)
     if idx.numel() == 0:
         return matte
     scale = max(1, round(radius / COEFFICIENT_RADIUS))
@@ -308,7 +308,6 @@ def refine_edges(
     flat = matte.view(-1)  # a view: the band is written into matte
     p = flat.index_select(0, idx)
     band = (BAND_GAIN * p * (1 - p)).clamp_(max=1)
-    ys, xs = idx // width, idx % width
     blocks = (ys // scale) * reduced.shape[-1] + xs // scale  # each pixel's own block
     needed = torch.zeros(reduced.shape[-2:], device=reduced.device)
     needed.view(-1)[blocks] = 1  # and, for bilinear sampling, the blocks around it
@@ -321,39 +320,45 @@ def refine_edges(
     return matte
 
 
-def _band(matte: torch.Tensor, hardness: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flat indices of the (1, 1, H, W) matte's pixels refinement can move, and the gate
-    there: where SAM 2 is unsure (BAND_LOW < p < 1 − BAND_LOW) and the gate (`hardness`,
-    (1, 1, h, w) at the logits' resolution, upsampled bilinearly as the matte is) is open.
-    Elsewhere refinement's weight is 0 (or under BAND_FLOOR), so the rest of the frame
-    costs one range test: on the CPU OpenCV's, a third of torch's cost there."""
+def _band(matte: torch.Tensor, hardness: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The (1, 1, H, W) matte's pixels refinement can move, as flat indices, rows and
+    columns, and the gate there: where SAM 2 is unsure (BAND_LOW < p < 1 − BAND_LOW) and the
+    gate (`hardness`, (1, 1, h, w) at the logits' resolution, upsampled bilinearly as the
+    matte is) is open. Elsewhere refinement's weight is 0 (or under BAND_FLOOR), so the
+    rest of the frame costs one range test: on the CPU OpenCV's, a third of torch's cost there."""
     height, width = matte.shape[-2:]
     if matte.device.type == "cpu":  # bounds included: p = BAND_LOW weighs BAND_FLOOR
         unsure = torch.from_numpy(_nonzero(cv2.inRange(matte[0, 0].numpy(), BAND_LOW, 1 - BAND_LOW)))
     else:
         p = matte.view(-1)
         unsure = torch.nonzero((p > BAND_LOW) & (p < 1 - BAND_LOW))[:, 0]
-    gate = _bilinear_at(hardness[0, 0], unsure // width, unsure % width, height, width)
+    ys, xs = unsure // width, unsure % width
+    gate = _bilinear_at(hardness[0, 0], ys, xs, height, width)
     open_ = torch.nonzero(gate > 0)[:, 0]
-    return unsure.index_select(0, open_), gate.index_select(0, open_)
+    if len(open_) == len(unsure):  # a hard edge or strands: every unsure pixel
+        return unsure, ys, xs, gate
+    return tuple(t.index_select(0, open_) for t in (unsure, ys, xs, gate))  # type: ignore[return-value]
 
 
 def _bilinear_at(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """(n,): the (h, w) x upsampled bilinearly to height × width (`_upsample`: pixel centres
     aligned, the border repeated), at plate pixels (ys, xs) only: the band is a few percent
-    of the frame."""
+    of the frame. Each row's and column's source cells and weights are made once, then
+    looked up per pixel."""
     h, w = x.shape
 
     def along(pos: torch.Tensor, n: int, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        at = ((pos.to(x.dtype) + 0.5) * (n / size) - 0.5).clamp_(min=0)
+        at = ((torch.arange(size, device=x.device, dtype=x.dtype) + 0.5) * (n / size) - 0.5).clamp_(min=0)
         first = at.long().clamp_(max=n - 1)
-        return first, (first + 1).clamp_(max=n - 1), (at - first).clamp_(max=1)
+        second, weight = (first + 1).clamp_(max=n - 1), (at - first).clamp_(max=1)
+        return first.index_select(0, pos), second.index_select(0, pos), weight.index_select(0, pos)
 
     y0, y1, fy = along(ys, h, height)
     x0, x1, fx = along(xs, w, width)
+    y0, y1 = y0 * w, y1 * w
     flat = x.reshape(-1)
-    top = torch.lerp(flat.index_select(0, y0 * w + x0), flat.index_select(0, y0 * w + x1), fx)
-    bottom = torch.lerp(flat.index_select(0, y1 * w + x0), flat.index_select(0, y1 * w + x1), fx)
+    top = torch.lerp(flat.index_select(0, y0 + x0), flat.index_select(0, y0 + x1), fx)
+    bottom = torch.lerp(flat.index_select(0, y1 + x0), flat.index_select(0, y1 + x1), fx)
     return torch.lerp(top, bottom, fy)
 
 
