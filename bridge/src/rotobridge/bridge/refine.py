@@ -328,7 +328,7 @@ def _band(matte: torch.Tensor, hardness: torch.Tensor) -> tuple[torch.Tensor, to
     rest of the frame costs one range test: on the CPU OpenCV's, a third of torch's cost there."""
     height, width = matte.shape[-2:]
     if matte.device.type == "cpu":  # bounds included: p = BAND_LOW weighs BAND_FLOOR
-        unsure = torch.from_numpy(_nonzero(cv2.inRange(matte[0, 0].numpy(), BAND_LOW, 1 - BAND_LOW)))
+        unsure = torch.from_numpy(_nonzero(cv2.inRange(matte.detach()[0, 0].numpy(), BAND_LOW, 1 - BAND_LOW)))
     else:
         p = matte.view(-1)
         unsure = torch.nonzero((p > BAND_LOW) & (p < 1 - BAND_LOW))[:, 0]
@@ -337,7 +337,7 @@ def _band(matte: torch.Tensor, hardness: torch.Tensor) -> tuple[torch.Tensor, to
     open_ = torch.nonzero(gate > 0)[:, 0]
     if len(open_) == len(unsure):  # a hard edge or strands: every unsure pixel
         return unsure, ys, xs, gate
-    return tuple(t.index_select(0, open_) for t in (unsure, ys, xs, gate))  # type: ignore[return-value]
+    return unsure[open_], ys[open_], xs[open_], gate[open_]
 
 
 def _bilinear_at(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, height: int, width: int) -> torch.Tensor:
