@@ -12,10 +12,10 @@ filters and upsampled, so the work at plate resolution is a few per-pixel operat
 It is used only in the band where SAM 2 is unsure and only as far as the two colours differ
 (no halos on flat colour; the raw matte stays where the plate cannot tell). Everything is
 torch, on the device the logits come from, but for the plate-sized passes (`_dilate`,
-`_blur`, `_downsample`, `_upsample`, `_box` and the band's search in `_band`), which on
-the CPU run in OpenCV: torch's stride-1 max pooling there is ~20x slower than
-`cv2.dilate` (a 1.5 px shrink/grow cost 81 ms a 1080p frame), its convolution, pooling,
-bilinear upsample and comparisons 2-6x slower than OpenCV's.
+`_blur`, `_downsample`, `_box`, the upsample in `unsure_matte` and the band's search in
+`_band`), which on the CPU run in OpenCV: torch's stride-1 max pooling there is ~20x
+slower than `cv2.dilate` (a 1.5 px shrink/grow cost 81 ms a 1080p frame), its
+convolution, pooling, bilinear upsample and comparisons 2-6x slower than OpenCV's.
 """
 
 from __future__ import annotations
@@ -97,13 +97,16 @@ def raw_matte(logits: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 def unsure_matte(logits: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """The matte edge refinement starts from: SAM 2's probabilities as `raw_matte`, upsampled
-    by `_upsample`. On the CPU that is OpenCV's resize, a sixth of torch's cost and within
-    1e-4 of sam2's matte (its logits within 3e-6 of float64 bilinear, torch's float32
-    within 5e-4). Refinement re-estimates the edges; elsewhere this matte is kept, so a
-    frame `edges` refines differs from sam2's by that much where SAM 2 is sure."""
-    up = _upsample(logits.float(), height, width)
-    return torch.sigmoid(up) if up is logits else torch.sigmoid_(up)
+    """The matte edge refinement starts from: on the CPU, SAM 2's probabilities upsampled by
+    OpenCV's bilinear resize (pixel centres aligned, as sam2's), a sixth of torch's cost
+    (1080p, one core: 1 ms against 6) and within 1e-4 of sam2's matte (its logits within
+    3e-6 of float64 bilinear, torch's float32 within 5e-4); elsewhere `raw_matte`.
+    Refinement re-estimates the edges; elsewhere this matte is kept, so a frame `edges`
+    refines differs from sam2's by that much where SAM 2 is sure."""
+    if logits.device.type != "cpu" or tuple(logits.shape[-2:]) == (height, width):
+        return raw_matte(logits, height, width)
+    up = _planes(logits.float(), lambda plane: cv2.resize(plane, (width, height), interpolation=cv2.INTER_LINEAR))
+    return torch.sigmoid_(up)
 
 
 def _box_along(x: torch.Tensor, radius: int, dim: int) -> torch.Tensor:
@@ -160,18 +163,6 @@ def _blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     r = kernel.numel() // 2
     out = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
     return F.conv2d(F.pad(out, (0, 0, r, r), mode="replicate"), kernel.view(1, 1, -1, 1))
-
-
-def _upsample(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """(…, h, w) → (…, height, width), bilinear with pixel centres aligned (F.interpolate's
-    align_corners=False, as sam2 upsamples); on the CPU OpenCV's resize, a sixth of torch's
-    cost there (1080p, one core: 1 ms against 6), its results within 3e-4 of torch's on
-    SAM 2's ±9 logits (the weights round differently)."""
-    if tuple(x.shape[-2:]) == (height, width):
-        return x
-    if x.device.type == "cpu":
-        return _planes(x, lambda plane: cv2.resize(plane, (width, height), interpolation=cv2.INTER_LINEAR))
-    return F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
 
 
 def _downsample(x: torch.Tensor, scale: int) -> torch.Tensor:
@@ -341,7 +332,7 @@ def _band(matte: torch.Tensor, hardness: torch.Tensor) -> tuple[torch.Tensor, to
 
 
 def _bilinear_at(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """(n,): the (h, w) x upsampled bilinearly to height × width (`_upsample`: pixel centres
+    """(n,): the (h, w) x upsampled bilinearly to height × width (`unsure_matte`: pixel centres
     aligned, the border repeated), at plate pixels (ys, xs) only: the band is a few percent
     of the frame. Each row's and column's source cells and weights are made once, then
     looked up per pixel."""
