@@ -289,7 +289,7 @@ def test_only_the_edge_band_is_smoothed_and_there_as_over_the_whole_frame() -> N
     got, given = out[2][0, 0], mattes[2][0, 0]
     y, x = torch.meshgrid(torch.arange(H) + 0.5, torch.arange(W) + 0.5, indexing="ij")
     distance = torch.sqrt((x - 60) ** 2 + (y - 48) ** 2)
-    near = (distance - 22).abs() < 4  # where the discs' edges chatter
+    near = (distance - 22).abs() < temporal.REACH  # where the discs' edges chatter, and the band reaches
     assert float((got - reference)[near].abs().max()) < 1e-5
     assert float((got - given)[near].abs().max()) > 0.05
     far = distance > 22 + 2 + temporal.REACH + 2 * temporal.TILE
