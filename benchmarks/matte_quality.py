@@ -399,10 +399,13 @@ def run_temporal(controls: MatteControls, strength: float, frames: int, repeat: 
 
 
 def side_by_side(controls: MatteControls, strength: float, frames: int, repeat: int) -> str:
-    """Refinement and smoothing of one object's moving plate as a render spreads them: each
-    frame's refinement, then each completed frame's smoothing job, on a pool with a worker
-    per core (the render's writers). Wall time per frame: what the whole CPU, not one core,
-    gives a shot (the sum above is one frame at a time)."""
+    """Refinement and smoothing of one object's moving plate as a render spreads them
+    (smoothing.py): each frame's refinement on a pool with a worker per core (the render's
+    writers); the smoother's bookkeeping (`push_later`, which makes the frame's grey
+    pictures) on a thread of its own, in frame order, as each refinement completes, while
+    the pool goes on; each completed frame's smoothing job on the pool. Wall time per
+    frame: what the whole CPU, not one core, gives a shot (the sum above is one frame at a
+    time)."""
     height, width, workers = 1080, 1920, os.cpu_count() or 1
     out = []
     with ThreadPoolExecutor(workers) as pool:
@@ -415,10 +418,15 @@ def side_by_side(controls: MatteControls, strength: float, frames: int, repeat: 
                     return refine.apply(logits[t], sequence[t].image[None], controls, height, width)
 
             def run() -> None:
-                mattes = list(pool.map(one, range(frames)))
+                refined = [pool.submit(one, t) for t in range(frames)]
                 smoother = temporal.TemporalSmoother(strength, temporal.Motion())
-                jobs = [job for t, m in enumerate(mattes) for job in smoother.push_later(t, m, sequence[t].image[None])]
-                list(pool.map(lambda job: job[1](), jobs + smoother.flush_later()))
+                smoothed = []  # this thread is the bookkeeping's
+                for t, matte in enumerate(refined):
+                    jobs = smoother.push_later(t, matte.result(), sequence[t].image[None])
+                    smoothed += [pool.submit(job) for _, job in jobs]
+                smoothed += [pool.submit(job) for _, job in smoother.flush_later()]
+                for job in smoothed:
+                    job.result()
 
             wall, _ = timed(run, repeat, per=frames)
             out.append(f"{name} {wall:.1f}")
