@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 import cv2
+import numpy as np
 
 import pytest
 import torch
@@ -292,19 +293,45 @@ def test_only_the_edge_band_is_smoothed_and_there_as_over_the_whole_frame() -> N
     near = (distance - 22).abs() < temporal.REACH  # where the discs' edges chatter, and the band reaches
     assert float((got - reference)[near].abs().max()) < 1e-5
     assert float((got - given)[near].abs().max()) > 0.05
-    far = distance > 22 + 2 + temporal.REACH + 2 * temporal.TILE
+    far = distance > 22 + 2 + 2 * temporal.REACH + temporal.ROWS
     assert bool(far.any()) and torch.equal(got[far], given[far])
     assert float((got - reference).abs().max()) < 1e-3
 
 
+@pytest.mark.parametrize("height, width, tiny", [(101, 167, False), (96, 128, False), (7, 9, True)])
+def test_the_band_holds_every_edge_pixel_and_puts_back_only_its_own(height: int, width: int, tiny: bool) -> None:
+    """`_Band` packs the pixels near an edge (frames of any size, edges on the frame's
+    borders): gathered and put back unchanged they leave the matte bit for bit; every
+    non-flat pixel, and every pixel within REACH of one, is in the band; what the band
+    puts back lands on its own pixels only, each once."""
+    g = torch.Generator().manual_seed(height)
+    small = (torch.rand(1, 1, max(2, height // 12), max(2, width // 12), generator=g) > 0.5).float()
+    matte = F.interpolate(small, size=(height, width), mode="bilinear", align_corners=False)[0, 0]
+    matte[:, -1], matte[-1, :3] = 0.5, 0.25  # edges on the right and bottom borders
+    alpha = matte.numpy()
+    band = temporal._Band(alpha, (max(1, height // 4), max(1, width // 4)))
+    packed = band.gather(alpha)
+    assert np.array_equal(band.scatter(packed, alpha), alpha)
+    marked = band.scatter(np.full_like(packed, -1.0), np.zeros_like(alpha)) < 0  # the band's own pixels
+    assert band.count >= int(marked.sum())
+    soft = (alpha > temporal.FLAT) & (alpha < 1 - temporal.FLAT)
+    near = cv2.dilate(soft.astype(np.uint8), np.ones((2 * temporal.REACH + 1,) * 2, np.uint8)) > 0
+    assert bool(soft.any()) and bool(marked[near].all())
+    assert bool(marked.all()) == tiny  # flat far from an edge: outside the band (a tiny frame is all near one)
+    ones = band.scatter(np.ones_like(packed), np.zeros_like(alpha))
+    assert np.array_equal(ones, marked.astype(np.float32))
+
+
 def test_a_frame_of_edges_is_smoothed_whole() -> None:
-    """A matte soft everywhere (every tile in the band: more tiles than OpenCV's remap
-    takes in one column) is smoothed over the whole frame, wherever a neighbour differs."""
+    """A matte soft everywhere (every pixel in the band, more than one line of OpenCV's
+    remap takes: it is packed square-ish) is smoothed over the whole frame, wherever a
+    neighbour differs."""
     height, width = 720, 1280
     g = torch.Generator().manual_seed(3)
     soft = 0.25 + 0.5 * torch.rand(1, 1, height, width, generator=g)
     plate = torch.rand(1, 3, height, width, generator=g)
-    assert (height // temporal.TILE) * (width // temporal.TILE) * (temporal.TILE + 4) > 32767
+    band = temporal._Band(soft[0, 0].numpy(), (height // 4, width // 4))
+    assert band.count == height * width and max(band.xy[0].shape) < 32767 < height * width // temporal.ROWS
     mattes = [soft, soft, (soft + 0.01).clamp(0, 1), soft, soft]
     out = dict(_run(temporal.TemporalSmoother(1.0), mattes, [plate] * 5))
     change = (out[2] - mattes[2])[0, 0]
