@@ -352,8 +352,8 @@ class _Band:
     a margin sideways, and a run ends within REACH of its edge. On the strands plate of
     benchmarks/matte_quality.py (a sixth of the frame near an edge) the packed picture is
     289k pixels (211k at its core), against 366k in 8² tiles and 444k in 16² tiles reaching
-    4 pixels; its smoothing, interleaved in one process on one thread, 29.2 ms a 1080p frame
-    against 30.8 and 35.3 (the silhouette's 10.1 against 11.0 and 12.4), the chatter cuts
+    4 pixels; its smoothing, interleaved in one process on one thread, 26.7 ms a 1080p frame
+    against 29.2 and 32.6 (the silhouette's 9.4 against 9.9 and 11.1), the chatter cuts
     and the distance from the truth unchanged.
     """
 
