@@ -385,14 +385,14 @@ class _Band:
         nth = np.arange(len(cuts)) - np.searchsorted(line, line)  # the piece's place among its line's
         left = cuts - line * across + 2 * _MARGIN * nth  # where its margin starts on its line
         span = size + 2 * _MARGIN
-        self.width = int((left + span).max())  # the packed picture: lines of `tall` rows
+        self.packed_width = int((left + span).max())  # the packed picture's width: lines of `tall` rows
         lines = int(line[-1]) + 1
         x0 = first[run] * REACH + (cuts - place[run])  # the piece's first core pixel in the plate
         y0 = row[run] * ROWS
         # per packed column (piece by piece): the plate column and the band's first row, margins
         # included; spare places take pixel (0, 0)
-        column = np.repeat(line * self.width + left, span) + _ramp(span)
-        xs, ys = np.zeros(lines * self.width, np.float32), np.zeros(lines * self.width, np.float32)
+        column = np.repeat(line * self.packed_width + left, span) + _ramp(span)
+        xs, ys = np.zeros(lines * self.packed_width, np.float32), np.zeros(lines * self.packed_width, np.float32)
         xs[column] = np.repeat(x0 - _MARGIN, span) + _ramp(span)
         ys[column] = np.repeat(y0 - _MARGIN, span)
         h, w = flow_shape  # the same points at flow resolution, as cv2.resize's INTER_LINEAR places them
@@ -401,7 +401,7 @@ class _Band:
         self.xy = _packed(xs, same, lines), _packed(ys, grid, lines)
         self.low = _packed((xs + 0.5) * sx - 0.5, same, lines), _packed((ys + 0.5) * sy - 0.5, grid * sy, lines)
         # each piece's core: its first pixel in the plate and in the packed picture, its columns
-        self._pieces = x0, y0, (line * tall + _MARGIN) * self.width + left + _MARGIN, size
+        self._pieces = x0, y0, (line * tall + _MARGIN) * self.packed_width + left + _MARGIN, size
 
     def gather(self, alpha: np.ndarray) -> np.ndarray:
         return cv2.remap(alpha, *self.xy, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
@@ -414,7 +414,7 @@ class _Band:
         x0, y0, first, size = self._pieces
         ramp, rows = _ramp(size), np.arange(ROWS).reshape(-1, 1)  # the core row by row of the bands
         to = np.repeat(y0 * width + x0, size) + ramp + rows * width
-        of = np.repeat(first, size) + ramp + rows * self.width
+        of = np.repeat(first, size) + ramp + rows * self.packed_width
         if int((x0 + size).max()) > width or int(y0.max()) + ROWS > height:  # runs past the frame's edges
             inside = (np.repeat(x0, size) + ramp < width) & (np.repeat(y0, size) + rows < height)
             to, of = to[inside], of[inside]
@@ -460,24 +460,20 @@ def _edge_cells(alpha: np.ndarray) -> np.ndarray:
     near = []
     for unlike in (alpha > FLAT, alpha < 1.0 - FLAT):  # not flat 0; not flat 1
         near.append(cv2.dilate(_any_blocks(unlike, REACH).view(np.uint8), kernel).view(bool))
-    edge = near[0] & near[1]  # (cells high, cells wide)
-    k = ROWS // REACH
-    tall = -(-edge.shape[0] // k) * k
-    if tall != edge.shape[0]:
-        edge = np.pad(edge, ((0, tall - edge.shape[0]), (0, 0)))
-    cells: np.ndarray = np.logical_or.reduce(edge.reshape(-1, k, edge.shape[1]), axis=1)
-    return cells
+    return _any_blocks(near[0] & near[1], ROWS // REACH, 1)  # the cells' rows, banded
 
 
-def _any_blocks(mask: np.ndarray, n: int) -> np.ndarray:
-    """Whether each n×n block of a bool (H, W) mask has a True, the last partial ones
-    included. n bytes side by side are read as one n-byte integer (n: 1, 2, 4 or 8), so a
-    block row costs one comparison: ~3× faster on a 1080p mask than n-way maxima."""
-    rows, cols = -(-mask.shape[0] // n) * n, -(-mask.shape[1] // n) * n
+def _any_blocks(mask: np.ndarray, n: int, wide: int | None = None) -> np.ndarray:
+    """Whether each block of n rows by `wide` (default n) columns of a bool (H, W) mask has a
+    True, the last partial ones included. `wide` bytes side by side are read as one integer
+    (`wide`: 1, 2, 4 or 8), so a block row costs one comparison: ~3× faster on a 1080p mask
+    than n-way maxima."""
+    wide = n if wide is None else wide
+    rows, cols = -(-mask.shape[0] // n) * n, -(-mask.shape[1] // wide) * wide
     if (rows, cols) != mask.shape:
         mask = np.pad(mask, ((0, rows - mask.shape[0]), (0, cols - mask.shape[1])))
-    across: np.ndarray = np.ascontiguousarray(mask).view(f"u{n}") != 0  # (rows, cols / n)
-    blocks: np.ndarray = np.logical_or.reduce(across.reshape(rows // n, n, cols // n), axis=1)
+    across: np.ndarray = np.ascontiguousarray(mask).view(f"u{wide}") != 0  # (rows, cols / wide)
+    blocks: np.ndarray = np.logical_or.reduce(across.reshape(rows // n, n, cols // wide), axis=1)
     return blocks
 
 
