@@ -23,9 +23,9 @@ at least 50%; the distance from the truth is the kept design's standard (its row
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import types
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator
 
 import cv2
@@ -40,14 +40,31 @@ FRAMES = 8
 SPEEDS = (mq.SLOW, 2.0, 6.0)
 HEIGHT, WIDTH = 1080, 1920
 
-#: A design: (the plates' frames, their SAM 2 logits, the object's motion in px a frame) →
-#: the smoothed mattes, and the first frame it is scored from.
-Design = Callable[[list[mq.Plate], list[torch.Tensor], float], tuple[list[torch.Tensor], int]]
-
 
 def _refined(sequence: list[mq.Plate], logits: list[torch.Tensor]) -> list[torch.Tensor]:
     with torch.inference_mode():
         return [refine.apply(one, p.image[None], MatteControls(), HEIGHT, WIDTH) for one, p in zip(logits, sequence)]
+
+
+@dataclass
+class Shot:
+    """A moving plate's frames, SAM 2's logits of them (wandering as in matte_quality.py),
+    and their refined mattes: made once, scored by every design."""
+
+    sequence: list[mq.Plate]
+    shift: float  # the object's motion, px a frame
+    logits: list[torch.Tensor]
+    refined: list[torch.Tensor]
+
+    @classmethod
+    def make(cls, name: str, shift: float) -> Shot:
+        sequence = mq.moving(name, shift, FRAMES)
+        logits = [mq.logits_from_truth(p.truth, mq.WANDER, seed=t) for t, p in enumerate(sequence)]
+        return cls(sequence, shift, logits, _refined(sequence, logits))
+
+
+#: A design: a shot → its smoothed mattes, and the first frame they are scored from.
+Design = Callable[[Shot], tuple[list[torch.Tensor], int]]
 
 
 def _smoothed(sequence: list[mq.Plate], mattes: list[torch.Tensor], smoother: temporal.TemporalSmoother) -> list[torch.Tensor]:
@@ -64,8 +81,8 @@ def _radius(radius: int) -> Iterator[None]:
         temporal.RADIUS = kept
 
 
-def kept(sequence: list[mq.Plate], logits: list[torch.Tensor], shift: float) -> tuple[list[torch.Tensor], int]:
-    return _smoothed(sequence, _refined(sequence, logits), temporal.TemporalSmoother(1.0)), 0
+def kept(shot: Shot) -> tuple[list[torch.Tensor], int]:
+    return _smoothed(shot.sequence, shot.refined, temporal.TemporalSmoother(1.0)), 0
 
 
 def _logits_averaged(logits: list[torch.Tensor], shift: float) -> list[torch.Tensor]:
@@ -82,26 +99,26 @@ def _logits_averaged(logits: list[torch.Tensor], shift: float) -> list[torch.Ten
     return out
 
 
-def logits(sequence: list[mq.Plate], logits: list[torch.Tensor], shift: float) -> tuple[list[torch.Tensor], int]:
-    return _refined(sequence, _logits_averaged(logits, shift)), 0
+def logits(shot: Shot) -> tuple[list[torch.Tensor], int]:
+    return _refined(shot.sequence, _logits_averaged(shot.logits, shot.shift)), 0
 
 
-def logits_radius_1(sequence: list[mq.Plate], logits: list[torch.Tensor], shift: float) -> tuple[list[torch.Tensor], int]:
+def logits_radius_1(shot: Shot) -> tuple[list[torch.Tensor], int]:
     with _radius(1):
-        return _smoothed(sequence, _refined(sequence, _logits_averaged(logits, shift)), temporal.TemporalSmoother(1.0)), 0
+        return _smoothed(shot.sequence, logits(shot)[0], temporal.TemporalSmoother(1.0)), 0
 
 
-def recursive(sequence: list[mq.Plate], logits: list[torch.Tensor], shift: float) -> tuple[list[torch.Tensor], int]:
+def recursive(shot: Shot) -> tuple[list[torch.Tensor], int]:
     smoother = temporal.TemporalSmoother(1.0)
     out: list[torch.Tensor] = []
     before: temporal._Frame | None = None
-    for t, (plate, matte) in enumerate(zip(sequence, _refined(sequence, logits))):
+    for t, (plate, matte) in enumerate(zip(shot.sequence, shot.refined)):
         frame = smoother._frame(t, matte, plate.image[None])
         smoothed = matte
         if before is not None and frame.present and before.present:
             smoothed = smoother._smooth(frame, ((before,), (before,)))  # the previous frame weighs 2
         out.append(smoothed)
-        before = dataclasses.replace(frame, alpha=smoothed[0, 0].numpy())
+        before = replace(frame, alpha=smoothed[0, 0].numpy())
     return out, 2
 
 
@@ -124,8 +141,8 @@ class _FarBilinear(temporal.TemporalSmoother):
             temporal.cv2 = kept_cv2  # type: ignore[attr-defined]
 
 
-def far_bilinear(sequence: list[mq.Plate], logits: list[torch.Tensor], shift: float) -> tuple[list[torch.Tensor], int]:
-    return _smoothed(sequence, _refined(sequence, logits), _FarBilinear(1.0)), 0
+def far_bilinear(shot: Shot) -> tuple[list[torch.Tensor], int]:
+    return _smoothed(shot.sequence, shot.refined, _FarBilinear(1.0)), 0
 
 
 DESIGNS: dict[str, Design] = {
@@ -141,28 +158,23 @@ def main() -> None:
     torch.set_grad_enabled(False)
     print(f"{'design':<18} {'chatter cut: silhouette':>23} {'strands':>8}   smoothed/refined SAD, silhouette at "
           + ", ".join(f"{s:g}" for s in SPEEDS) + " px a frame")
-    slow = {name: mq.moving(name, mq.SLOW, FRAMES) for name in ("silhouette", "strands")}
-    moving = {shift: mq.moving("silhouette", shift, FRAMES) for shift in SPEEDS}
-
-    def wander(sequence: list[mq.Plate]) -> list[torch.Tensor]:
-        return [mq.logits_from_truth(p.truth, mq.WANDER, seed=t) for t, p in enumerate(sequence)]
-
+    moving = {shift: Shot.make("silhouette", shift) for shift in SPEEDS}
+    slow = (moving[mq.SLOW], Shot.make("strands", mq.SLOW))
     for label, design in DESIGNS.items():
         cuts = []
-        for sequence in slow.values():
-            band = mq.edge_band(sequence[FRAMES // 2].truth, math.ceil(2 * WIDTH / mq.LOW))
-            refined = [m[0, 0] for m in _refined(sequence, wander(sequence))]
-            smoothed, first = design(sequence, wander(sequence), mq.SLOW)
-            before = mq.chatter(refined[first:], mq.SLOW, band)
+        for shot in slow:
+            band = mq.edge_band(shot.sequence[FRAMES // 2].truth, math.ceil(2 * WIDTH / mq.LOW))
+            smoothed, first = design(shot)
+            before = mq.chatter([m[0, 0] for m in shot.refined[first:]], mq.SLOW, band)
             cuts.append(1 - mq.chatter([m[0, 0] for m in smoothed[first:]], mq.SLOW, band) / before)
         ratios = []
-        for shift, sequence in moving.items():
-            refined = _refined(sequence, wander(sequence))
-            smoothed, first = design(sequence, wander(sequence), shift)
+        for shot in moving.values():
+            smoothed, first = design(shot)
             scored = range(max(first, 2), FRAMES - (0 if first else 2))  # kept's last frames lack neighbours
-            bands = {t: mq.edge_band(sequence[t].truth, math.ceil(2 * WIDTH / mq.LOW)) for t in scored}
-            before = sum(mq.score(refined[t][0, 0], sequence[t].truth, bands[t]).sad for t in scored)
-            ratios.append(sum(mq.score(smoothed[t][0, 0], sequence[t].truth, bands[t]).sad for t in scored) / before)
+            truth = [p.truth for p in shot.sequence]
+            bands = {t: mq.edge_band(truth[t], math.ceil(2 * WIDTH / mq.LOW)) for t in scored}
+            before = sum(mq.score(shot.refined[t][0, 0], truth[t], bands[t]).sad for t in scored)
+            ratios.append(sum(mq.score(smoothed[t][0, 0], truth[t], bands[t]).sad for t in scored) / before)
         print(f"{label:<18} {cuts[0]:>23.0%} {cuts[1]:>8.0%}   " + ", ".join(f"x{r:.2f}" for r in ratios), flush=True)
 
 
