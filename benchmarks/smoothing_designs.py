@@ -74,11 +74,11 @@ def _smoothed(sequence: list[mq.Plate], mattes: list[torch.Tensor], smoother: te
 
 @contextlib.contextmanager
 def _radius(radius: int) -> Iterator[None]:
-    kept, temporal.RADIUS = temporal.RADIUS, radius
+    shipped, temporal.RADIUS = temporal.RADIUS, radius
     try:
         yield
     finally:
-        temporal.RADIUS = kept
+        temporal.RADIUS = shipped
 
 
 def kept(shot: Shot) -> tuple[list[torch.Tensor], int]:

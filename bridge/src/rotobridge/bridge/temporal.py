@@ -391,9 +391,10 @@ class _Band:
         y0 = row[run] * ROWS
         # per packed column (piece by piece): the plate column and the band's first row, margins
         # included; spare places take pixel (0, 0)
-        column = np.repeat(line * self.packed_width + left, span) + _ramp(span)
+        offsets = _ramp(span)
+        column = np.repeat(line * self.packed_width + left, span) + offsets
         xs, ys = np.zeros(lines * self.packed_width, np.float32), np.zeros(lines * self.packed_width, np.float32)
-        xs[column] = np.repeat(x0 - _MARGIN, span) + _ramp(span)
+        xs[column] = np.repeat(x0 - _MARGIN, span) + offsets
         ys[column] = np.repeat(y0 - _MARGIN, span)
         h, w = flow_shape  # the same points at flow resolution, as cv2.resize's INTER_LINEAR places them
         sx, sy = np.float32(w / width), np.float32(h / height)
